@@ -1,0 +1,1 @@
+"""The ``dqt`` command line: one entry point, one subcommand per toolkit stage."""

@@ -1,0 +1,135 @@
+"""Integer-only layers with a run-time bit-width, in a reference and a fast implementation.
+
+``impl="reference"``: numpy int64 (``np.matmul``/``einsum`` on int64 run plain loops, no BLAS,
+so the sums are exact by construction). ``impl="fast"``: numba im2col and
+:func:`golden.fast.exact_gemm`. Both return identical arrays; the tests check it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import fast as _fast
+from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat
+from .ops import accumulate, int_add, nested_shift, requantize
+
+__all__ = ["qdense_acc", "qdense", "max_pool", "avg_pool", "add", "clip", "IMPLS"]
+
+IMPLS = ("reference", "fast")
+_I64 = np.int64
+
+
+def _check_impl(impl):
+    if impl not in IMPLS:
+        raise DQTValueError(f"impl {impl!r} is not one of {list(IMPLS)}")
+
+
+def _ref_conv(x, w, stride, pad):
+    N, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Ho = (H + 2 * pad - kh) // stride + 1
+    Wo = (W + 2 * pad - kw) // stride + 1
+    out = np.zeros((N, O, Ho, Wo), dtype=_I64)
+    for dy in range(kh):
+        for dx in range(kw):
+            patch = xp[:, :, dy:dy + stride * (Ho - 1) + 1:stride, dx:dx + stride * (Wo - 1) + 1:stride]
+            out += np.einsum("nchw,oc->nohw", patch, w[:, :, dy, dx])
+    return out
+
+
+def qdense_acc(x, w, bias, n: int, bits: int, mode, acc: AccumulatorSpec, kind: str = "linear",
+               stride: int = 1, padding: int = 0, impl: str = "fast"):
+    """Accumulator of a linear or conv2d layer at run-time width ``bits``, in master units.
+
+    x: unsigned n-bit codes, [N, K] (linear) or [N, C, H, W] (conv2d); w: signed n-bit codes,
+    [O, K] or [O, C, kh, kw]; bias: int64 [O] in master accumulator units.
+    acc = (sum x_b * w_b) << 2(n - bits) + bias, then the overflow policy.
+    Returns ``(acc, overflowed)`` with shape [N, O] or [N, O, Ho, Wo].
+    """
+    _check_impl(impl)
+    xb = nested_shift(x, n, bits, mode, signed=False)
+    wb = nested_shift(w, n, bits, mode, signed=True)
+    k2 = _I64(2 * (n - bits))
+    if kind == "linear":
+        if impl == "reference":
+            s = np.matmul(xb, wb.T)
+        else:
+            s = _fast.exact_gemm(xb, wb)
+        b = np.asarray(bias, dtype=_I64)[None, :]
+    elif kind == "conv2d":
+        if impl == "reference":
+            s = _ref_conv(xb, wb, stride, padding)
+        else:
+            N = xb.shape[0]
+            O, _, kh, kw = wb.shape
+            cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding)
+            s = _fast.exact_gemm(cols, wb.reshape(O, -1))
+            s = s.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)
+        b = np.asarray(bias, dtype=_I64)[None, :, None, None]
+    else:
+        raise DQTValueError(f"layer kind {kind!r} is not one of ['linear', 'conv2d']")
+    return accumulate((s << k2) + b, acc)
+
+
+def qdense(x, w, bias, M, S, n, bits, mode, acc: AccumulatorSpec, kind="linear", stride=1,
+           padding=0, relu=True, clip_hi=None, rule="dyadic", requant=True, impl="fast"):
+    """A quantized layer: accumulator, then (when ``requant``) requantization to n-bit codes.
+
+    Returns ``(y, overflowed)``; without ``requant`` y is the accumulator itself (logits).
+    """
+    a, over = qdense_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, impl)
+    if not requant:
+        return a, over
+    Mb = np.asarray(M, dtype=_I64)
+    if kind == "conv2d":
+        Mb = Mb[:, None, None]
+    out = IntFormat(n, False)
+    y = requantize(a, Mb, S, out, 0, rule, lo=0 if relu else None, hi=clip_hi)
+    return y, over
+
+
+def _windows(x, k, stride):
+    N, C, H, W = x.shape
+    Ho = (H - k) // stride + 1
+    Wo = (W - k) // stride + 1
+    if Ho < 1 or Wo < 1:
+        raise DQTValueError(f"pool window {k} larger than the input {H}x{W}")
+    for dy in range(k):
+        for dx in range(k):
+            yield x[:, :, dy:dy + stride * (Ho - 1) + 1:stride, dx:dx + stride * (Wo - 1) + 1:stride]
+
+
+def max_pool(x, k: int, stride: int):
+    """Max over k x k windows (no padding)."""
+    x = np.asarray(x, dtype=_I64)
+    out = None
+    for win in _windows(x, k, stride):
+        out = win.copy() if out is None else np.maximum(out, win)
+    return out
+
+
+def avg_pool(x, k: int, stride: int):
+    """Integer average over k x k windows: floor((sum + floor(k*k/2)) / (k*k)) (codes >= 0,
+    so this is round half up)."""
+    x = np.asarray(x, dtype=_I64)
+    if x.size and x.min() < 0:
+        raise DQTValueError("avg_pool expects unsigned activation codes")
+    s = None
+    for win in _windows(x, k, stride):
+        s = win.copy() if s is None else s + win
+    cnt = k * k
+    return (s + cnt // 2) // cnt
+
+
+def add(q1, q2, c: AddConstants):
+    """Residual add through the integer add operator (shapes must match)."""
+    q1 = np.asarray(q1)
+    q2 = np.asarray(q2)
+    if q1.shape != q2.shape:
+        raise DQTValueError(f"add inputs differ in shape: {q1.shape} vs {q2.shape}")
+    return int_add(q1, q2, c)
+
+
+def clip(x, lo: int, hi: int):
+    """ReLU (lo = zero point) or PACT clip (hi = clip code) on codes."""
+    return np.clip(np.asarray(x, dtype=_I64), lo, hi)
