@@ -433,7 +433,7 @@ def _bits_matrix(net, bits, N):
     return m
 
 
-def _controller_bits(net, tap_value, impl):
+def _controller_bits(net, tap_value, impl, traces=None):
     ctrl = net.controller
     f = tap_value
     if f.ndim == 4:
@@ -445,7 +445,10 @@ def _controller_bits(net, tap_value, impl):
     seq = [dict(l) for l in ctrl["layers"]]
     _resolve_sources(seq, "_tap")
     for l in seq:
-        env[l["name"]], _, _, _ = _run_layer(net, l, env, l["bits"], impl, False)
+        y, _, _, acc = _run_layer(net, l, env, l["bits"], impl, traces is not None)
+        if traces is not None:
+            traces[l["name"]] = {"input": env[l["_src"]], "output": y, "acc": acc}
+        env[l["name"]] = y
     logits = env[seq[-1]["name"]].reshape(f.shape[0], len(ctrl["controlled"]), -1)
     idx = np.argmax(logits, axis=-1)  # ties: first (lowest) candidate index
     B = np.array(net.candidate_bits, dtype=np.int64)
@@ -513,7 +516,8 @@ def run_network(net: Network, x, bits=None, impl: str = "fast", trace: bool = Fa
     env0 = {"input": x}
     if split:
         run_seq(seq[:split], env0, slice(None), m[0])
-        cbits, ctrl_logits = _controller_bits(net, env0[net.controller["tap"]], impl)
+        cbits, ctrl_logits = _controller_bits(net, env0[net.controller["tap"]], impl,
+                                              res.traces if trace else None)
         for j, name in enumerate(net.controller["controlled"]):
             m[:, qidx[name]] = cbits[:, j]
     rest = seq[split:]
