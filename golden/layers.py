@@ -47,28 +47,40 @@ def qdense_acc(x, w, bias, n: int, bits: int, mode, acc: AccumulatorSpec, kind: 
     Returns ``(acc, overflowed)`` with shape [N, O] or [N, O, Ho, Wo].
     """
     _check_impl(impl)
+    if kind not in ("linear", "conv2d"):
+        raise DQTValueError(f"layer kind {kind!r} is not one of ['linear', 'conv2d']")
+    if impl == "fast":
+        return _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding)
     xb = nested_shift(x, n, bits, mode, signed=False)
     wb = nested_shift(w, n, bits, mode, signed=True)
     k2 = _I64(2 * (n - bits))
     if kind == "linear":
-        if impl == "reference":
-            s = np.matmul(xb, wb.T)
-        else:
-            s = _fast.exact_gemm(xb, wb)
+        s = np.matmul(xb, wb.T)
         b = np.asarray(bias, dtype=_I64)[None, :]
-    elif kind == "conv2d":
-        if impl == "reference":
-            s = _ref_conv(xb, wb, stride, padding)
-        else:
-            N = xb.shape[0]
-            O, _, kh, kw = wb.shape
-            cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding)
-            s = _fast.exact_gemm(cols, wb.reshape(O, -1))
-            s = s.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2)
-        b = np.asarray(bias, dtype=_I64)[None, :, None, None]
     else:
-        raise DQTValueError(f"layer kind {kind!r} is not one of ['linear', 'conv2d']")
+        s = _ref_conv(xb, wb, stride, padding)
+        b = np.asarray(bias, dtype=_I64)[None, :, None, None]
     return accumulate((s << k2) + b, acc)
+
+
+def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding):
+    K = int(np.prod(np.shape(w)[1:]))
+    plan = _fast.code_plan(K, bits)
+    dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[plan[0]]
+    # The shifted codes go straight into the GEMM's dtype; the plan's bound makes it exact.
+    xb = _fast.shift_codes(x, n, bits, mode, False, dt)
+    wb = _fast.shift_codes(w, n, bits, mode, True, dt)
+    O = wb.shape[0]
+    if kind == "linear":
+        s = _fast.planned_gemm(xb, wb, plan)
+        return _fast.finish_acc(s, 2 * (n - bits), bias, acc)
+    N = xb.shape[0]
+    _, _, kh, kw = wb.shape
+    cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding)
+    s = _fast.planned_gemm(cols, wb.reshape(O, -1), plan)
+    a, over = _fast.finish_acc(s, 2 * (n - bits), bias, acc)
+    return (a.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2),
+            over.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2))
 
 
 def qdense(x, w, bias, M, S, n, bits, mode, acc: AccumulatorSpec, kind="linear", stride=1,

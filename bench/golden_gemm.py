@@ -1,0 +1,162 @@
+"""Throughput of the golden model's bit-exact nested-integer GEMM and conv.
+
+Cases: (i) a 1024x1024x1024 GEMM and (ii) a ResNet-20 3x3 conv layer (16->16 channels, 32x32,
+batch 64), each at b in {8, 4, 2}. Measured in the same run, as baselines: torch's int8
+quantized linear (fbgemm), float32 torch.matmul, and a plain numpy int64 matmul (which is the
+golden *reference* path). Every fast-path result is compared with the reference result.
+
+Prints a table and, as its last line, one JSON object (ratio_vs_fbgemm is the worst case over
+the GEMM cases; ratio_vs_numpy_int64 likewise over all cases).
+
+    python bench/golden_gemm.py [--quick] [--repeat R]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from golden.formats import AccumulatorSpec, acc_width_rule  # noqa: E402
+from golden.layers import qdense_acc  # noqa: E402
+
+
+def _best_time(fn, repeat, min_time=0.2):
+    fn()  # warm-up (numba compile, BLAS threads)
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        k = 0
+        while True:
+            fn()
+            k += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = min(best, dt / k)
+    return best
+
+
+def _fbgemm_linear(M, K, N, rng):
+    import torch
+    torch.backends.quantized.engine = "fbgemm"
+    lin = torch.ao.nn.quantized.Linear(K, N)
+    w = torch.quantize_per_tensor(torch.randn(N, K), 0.02, 0, torch.qint8)
+    lin.set_weight_bias(w, torch.zeros(N))
+    lin.scale, lin.zero_point = 0.5, 0
+    x = torch.quantize_per_tensor(torch.rand(M, K), 1 / 255, 0, torch.quint8)
+    return lambda: lin(x)
+
+
+def _torch_f32(M, K, N):
+    import torch
+    a = torch.randn(M, K)
+    b = torch.randn(K, N)
+    return lambda: torch.matmul(a, b)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller shapes, under a minute")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args(argv)
+    try:
+        import torch
+        torch.set_num_threads(os.cpu_count() or 1)
+    except ImportError:
+        torch = None
+
+    rng = np.random.default_rng(0)
+    n = 8
+    if args.quick:
+        gemm = (256, 512, 512)
+        conv = dict(N=8, C=16, H=32, O=16)
+    else:
+        gemm = (1024, 1024, 1024)
+        conv = dict(N=64, C=16, H=32, O=16)
+    rows = []
+    bit_exact = True
+
+    # (i) GEMM: x [M, K] unsigned codes, w [N, K] signed codes
+    M, K, N = gemm
+    x = rng.integers(0, 256, (M, K))
+    w = rng.integers(-128, 128, (N, K))
+    bias = rng.integers(-1000, 1000, N)
+    acc = AccumulatorSpec(acc_width_rule(n, K) + 1)
+    macs = M * K * N
+    t_fb = _best_time(_fbgemm_linear(M, K, N, rng), args.repeat) if torch else float("nan")
+    t_f32 = _best_time(_torch_f32(M, K, N), args.repeat) if torch else float("nan")
+    for b in (8, 4, 2):
+        fast = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="fast")  # noqa: E731
+        ref = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="reference")  # noqa: E731
+        t_fast = _best_time(fast, args.repeat)
+        t0 = time.perf_counter()
+        r_ref = ref()
+        t_ref = time.perf_counter() - t0
+        same = bool(np.array_equal(fast()[0], r_ref[0]) and np.array_equal(fast()[1], r_ref[1]))
+        bit_exact &= same
+        rows.append(dict(case=f"gemm {M}x{K}x{N}", bits=b, macs=macs, golden_gmacs=macs / t_fast / 1e9,
+                         fbgemm_gmacs=macs / t_fb / 1e9, torch_f32_gmacs=macs / t_f32 / 1e9,
+                         numpy_int64_gmacs=macs / t_ref / 1e9, bit_exact=same, gemm=True))
+
+    # (ii) ResNet-20 conv 3x3, stride 1, padding 1
+    Nb, C, H, O = conv["N"], conv["C"], conv["H"], conv["O"]
+    xc = rng.integers(0, 256, (Nb, C, H, H))
+    wc = rng.integers(-128, 128, (O, C, 3, 3))
+    bc = rng.integers(-1000, 1000, O)
+    accc = AccumulatorSpec(acc_width_rule(n, C * 9) + 1)
+    macs_c = Nb * H * H * O * C * 9
+    if torch:
+        tx = torch.randn(Nb, C, H, H)
+        tw = torch.randn(O, C, 3, 3)
+        t_cf32 = _best_time(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), args.repeat)
+        qconv = torch.ao.nn.quantized.Conv2d(C, O, 3, padding=1)
+        qconv.set_weight_bias(torch.quantize_per_tensor(tw, 0.02, 0, torch.qint8), torch.zeros(O))
+        qconv.scale, qconv.zero_point = 0.5, 0
+        qx = torch.quantize_per_tensor(torch.rand(Nb, C, H, H), 1 / 255, 0, torch.quint8)
+        t_cfb = _best_time(lambda: qconv(qx), args.repeat)
+    else:
+        t_cf32 = t_cfb = float("nan")
+    for b in (8, 4, 2):
+        fast = lambda: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="fast")  # noqa: E731
+        t_fast = _best_time(fast, args.repeat)
+        t0 = time.perf_counter()
+        r_ref = qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="reference")
+        t_ref = time.perf_counter() - t0
+        same = bool(np.array_equal(fast()[0], r_ref[0]))
+        bit_exact &= same
+        rows.append(dict(case=f"conv3x3 {C}->{O} {H}x{H} batch {Nb}", bits=b, macs=macs_c,
+                         golden_gmacs=macs_c / t_fast / 1e9, fbgemm_gmacs=macs_c / t_cfb / 1e9,
+                         torch_f32_gmacs=macs_c / t_cf32 / 1e9, numpy_int64_gmacs=macs_c / t_ref / 1e9,
+                         bit_exact=same, gemm=False))
+
+    hdr = f"{'case':34s} {'b':>2s} {'golden':>8s} {'fbgemm':>8s} {'f32':>8s} {'np i64':>8s} {'vs fbgemm':>9s} {'vs np':>7s} exact"
+    print("GMAC/s (higher is better); fbgemm = torch int8 quantized linear/conv, f32 = torch float32")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        r["ratio_vs_fbgemm"] = r["golden_gmacs"] / r["fbgemm_gmacs"]
+        r["ratio_vs_numpy_int64"] = r["golden_gmacs"] / r["numpy_int64_gmacs"]
+        print(f"{r['case']:34s} {r['bits']:2d} {r['golden_gmacs']:8.2f} {r['fbgemm_gmacs']:8.2f} "
+              f"{r['torch_f32_gmacs']:8.2f} {r['numpy_int64_gmacs']:8.3f} {r['ratio_vs_fbgemm']:9.2f} "
+              f"{r['ratio_vs_numpy_int64']:7.1f} {r['bit_exact']}")
+    g = [r for r in rows if r["gemm"]]
+    out = {
+        "bench": "golden_gemm",
+        "quick": args.quick,
+        "ratio_vs_fbgemm": round(min(r["ratio_vs_fbgemm"] for r in g), 3),
+        "ratio_vs_numpy_int64": round(min(r["ratio_vs_numpy_int64"] for r in rows), 1),
+        "bit_exact": bit_exact,
+        "cases": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
+    }
+    print(json.dumps(out))
+    return 0 if bit_exact else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
