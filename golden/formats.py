@@ -231,21 +231,26 @@ class MulConstants:
     m_bits: int = 32
 
     def __post_init__(self):
+        lim = 1 << (self.m_bits - 1)
         for name in ("M1", "M2", "M3", "M4"):
-            Dyadic(getattr(self, name), 0, self.m_bits)  # range check of the integer
+            _check_int(name, getattr(self, name), -lim, lim - 1)
         object.__setattr__(self, "S", _check_int("S", self.S, 0, 62))
 
     @classmethod
     def from_scales(cls, dx, zx, dw, zw, dy, zy, out: IntFormat, m_bits=24, S=None):
         """Constants for y = x*w with x = dx(qx-zx), w = dw(qw-zw), y = dy(qy-zy)."""
         k1 = dx * dw / dy
-        d = Dyadic.from_real(k1, m_bits, max_shift=40 if S is None else S)
-        if S is not None and d.S != S:
-            d = Dyadic(int(round(k1 * (1 << S))), S, m_bits)
-        M1 = d.M
+        lim = (1 << (m_bits - 1)) - 1
+        S = Dyadic.from_real(k1, m_bits, max_shift=40).S if S is None else S
         # k2 = -zw*k1, k3 = -zx*k1, k4 = zx*zw*k1 + zy: exact multiples of M1 so the
-        # factored and per-element forms share their rounding points (docs section 4).
-        return cls(M1, -zw * M1, -zx * M1, zx * zw * M1 + (zy << d.S), d.S, out, m_bits)
+        # factored and per-element forms share their rounding points (docs section 3).
+        # Lower S until every constant fits m_bits.
+        while True:
+            M1 = int(round(k1 * (1 << S)))
+            Ms = (M1, -zw * M1, -zx * M1, zx * zw * M1 + (zy << S))
+            if all(abs(m) <= lim for m in Ms) or S == 0:
+                return cls(*Ms, S, out, m_bits)
+            S -= 1
 
 
 @dataclass(frozen=True)
@@ -260,8 +265,9 @@ class AddConstants:
     m_bits: int = 32
 
     def __post_init__(self):
+        lim = 1 << (self.m_bits - 1)
         for name in ("M1", "M2", "M3"):
-            Dyadic(getattr(self, name), 0, self.m_bits)
+            _check_int(name, getattr(self, name), -lim, lim - 1)
         object.__setattr__(self, "S", _check_int("S", self.S, 0, 62))
 
     @classmethod
