@@ -1,0 +1,202 @@
+"""``dqt flow``: train -> export -> golden evaluation -> Verilog -> RTL check -> report.
+
+Every stage records a content hash of its inputs (the files it reads, its settings and the
+source code of the packages it runs) in ``DIR/flow_state.json``; a stage whose hash is unchanged
+and whose outputs still exist is skipped. The last lines printed are a short summary and, as the
+very last line, one JSON object (also written to ``DIR/summary.json``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["register", "run_flow", "PRESETS"]
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The sky130 HD liberty beside the checkout (read from there, never copied into the tree).
+DEFAULT_LIBERTY = ROOT.parent / "shared" / "pdk" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
+
+#: Reduced settings for ``--fast`` (the CI smoke test) and the full default.
+PRESETS = {
+    "full": {"train": {}, "sim_images": 360, "report_fast": False},
+    "fast": {"train": {"fp32_epochs": 6, "qat_epochs": 6}, "sim_images": 24, "report_fast": True},
+}
+
+
+def _hash_files(paths) -> str:
+    h = hashlib.sha256()
+    for p in sorted(Path(p) for p in paths):
+        if p.is_file():
+            h.update(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _src(*packages) -> str:
+    files = []
+    for pkg in packages:
+        files += list((ROOT / pkg).rglob("*.py"))
+    return _hash_files(files)
+
+
+def _dir_digest(d) -> str:
+    d = Path(d)
+    return _hash_files([p for p in d.rglob("*") if p.is_file()]) if d.is_dir() else "missing"
+
+
+def _key(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class _State:
+    def __init__(self, out: Path):
+        self.path = out / "flow_state.json"
+        self.data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def fresh(self, stage, key, outputs) -> dict | None:
+        s = self.data.get(stage)
+        if s and s.get("key") == key and all(Path(o).exists() for o in outputs):
+            return s["result"]
+        return None
+
+    def store(self, stage, key, result):
+        self.data[stage] = {"key": key, "result": result}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, self.path)
+
+
+def _stage(state, name, key, outputs, fn, log):
+    cached = state.fresh(name, key, outputs)
+    if cached is not None:
+        log(f"[flow] {name}: inputs unchanged, skipped")
+        return cached
+    log(f"[flow] {name}: running")
+    t0 = time.perf_counter()
+    result = fn()
+    result = json.loads(json.dumps(result, default=str))
+    result["stage_seconds"] = round(time.perf_counter() - t0, 2)
+    state.store(name, key, result)
+    log(f"[flow] {name}: done in {result['stage_seconds']:.1f} s")
+    return result
+
+
+def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verilator", log=print) -> dict:
+    """Run every stage into ``out_dir``; returns the summary dict."""
+    from golden.formats import DQTValueError
+
+    preset = PRESETS["fast" if fast else "full"]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = _State(out)
+    t_start = time.perf_counter()
+    art = out / "artifact"
+    vdir = out / "verilog"
+    rdir = out / "report"
+
+    def do_train():
+        from training.train import train_digits
+        return train_digits(art, progress=True, **preset["train"])
+
+    train = _stage(state, "train", _key(preset["train"], _src("golden", "training")),
+                   [art / "manifest.json"], do_train, log)
+    art_digest = _dir_digest(art)
+
+    def do_eval():
+        from training.evaluate import evaluate
+        r = evaluate(art)
+        (out / "eval.json").write_text(json.dumps(r, indent=1))
+        return r
+
+    ev = _stage(state, "eval", _key(art_digest, _src("golden", "training")), [out / "eval.json"], do_eval, log)
+
+    def do_rtl():
+        from rtl.generate import generate
+        m = generate(vdir, progress=True)
+        return {"files": len(m.get("modules", m.get("files", []))) if isinstance(m, dict) else None}
+
+    rtl = _stage(state, "rtl", _key(_src("rtl", "golden")), [vdir / "manifest.json"], do_rtl, log)
+    v_digest = _dir_digest(vdir)
+
+    def do_sim():
+        from sim.network import verify_network
+        r = verify_network(art, images=preset["sim_images"], simulator=simulator)
+        (out / "sim.json").write_text(json.dumps(r, indent=1))
+        return r
+
+    sim = _stage(state, "sim", _key(art_digest, v_digest, preset["sim_images"], simulator, _src("sim", "rtl")),
+                 [out / "sim.json"], do_sim, log)
+    if sim.get("mismatches", 1) != 0:
+        raise DQTValueError(f"RTL check found {sim.get('mismatches')} mismatches against the golden model; "
+                            f"see {out / 'sim.json'}")
+
+    lib = liberty or os.environ.get("DQT_LIBERTY")
+    if lib is None and DEFAULT_LIBERTY.is_file():
+        lib = str(DEFAULT_LIBERTY)
+
+    def do_report():
+        from reports.build import build_report
+        return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"])
+
+    lib_digest = _hash_files([lib]) if lib and Path(lib).is_file() else str(lib)
+    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], _src("reports", "rtl")),
+                 [rdir / "index.html", rdir / "summary.json"], do_report, log)
+
+    summary = {
+        "out": str(out),
+        "preset": "fast" if fast else "full",
+        "fp32_accuracy": ev.get("fp32_accuracy"),
+        "static_accuracy": ev.get("static_accuracy"),
+        "dynamic_accuracy": ev.get("dynamic_accuracy"),
+        "dynamic_avg_bits": ev.get("dynamic_avg_bits"),
+        "dynamic_bitops_ratio": ev.get("dynamic_bitops_ratio"),
+        "integer_vs_torch_identical": ev.get("integer_vs_torch_identical"),
+        "rtl_images": sim.get("images"),
+        "rtl_elements_checked": sim.get("elements_checked"),
+        "rtl_mismatches": sim.get("mismatches"),
+        "rtl_verified_macs_per_s": sim.get("verified_macs_per_s"),
+        "report": str(rdir / "index.html"),
+        "headline": rep.get("headline"),
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    _print_summary(summary, log)
+    return summary
+
+
+def _print_summary(s, log):
+    log("")
+    log("DQT flow summary")
+    log(f"  fp32 accuracy            {s['fp32_accuracy']}")
+    for b, a in (s["static_accuracy"] or {}).items():
+        log(f"  static {b}-bit accuracy    {a:.4f}")
+    if s["dynamic_accuracy"] is not None:
+        log(f"  dynamic accuracy         {s['dynamic_accuracy']:.4f} at {s['dynamic_avg_bits']:.2f} average bits "
+            f"(BitOPs {s['dynamic_bitops_ratio']:.3f} of all-8-bit)")
+    log(f"  RTL vs golden            {s['rtl_mismatches']} mismatches over {s['rtl_elements_checked']} elements "
+        f"({s['rtl_images']} images)")
+    for line in (s.get("headline") or []):
+        log(f"  {line}")
+    log(f"  report                   {s['report']}")
+    log(f"  wall time                {s['seconds']} s")
+    log(json.dumps(s, default=str))
+
+
+def _cmd(args):
+    run_flow(args.out, fast=args.fast, liberty=args.liberty, simulator=args.simulator,
+             log=lambda m: print(m, flush=True))
+    return 0
+
+
+def register(sub):
+    p = sub.add_parser("flow", help="run every stage end to end on the bundled digits data")
+    p.add_argument("--out", required=True, help="output directory (stages with unchanged inputs are skipped)")
+    p.add_argument("--fast", action="store_true", help="reduced preset: fewer epochs, images and designs")
+    p.add_argument("--liberty", default=None, help="Liberty file for sky130 area/timing/power "
+                   "(default: $DQT_LIBERTY, else ../shared/pdk/sky130_fd_sc_hd__tt_025C_1v80.lib.gz if present)")
+    p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
+    p.set_defaults(func=_cmd)

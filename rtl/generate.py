@@ -1,0 +1,220 @@
+"""Verilog generation: one file per component instance plus ``manifest.json``.
+
+``generate(out_dir, config=None) -> manifest`` is the Python API behind
+``dqt rtl generate``. Output is deterministic: the same inputs give the same bytes.
+
+Config file (JSON)::
+
+    {"include_defaults": true,                # also write DEFAULT_INSTANCES (default true)
+     "instances": [{"name": "mac_b4", "component": "nested_mac",
+                    "params": {"pes": 4, "variant": "msb"}}]}
+
+An instance whose name equals a default replaces it. Names are lower-case identifiers;
+each becomes ``dqt_<name>.v`` holding top module ``dqt_<name>``.
+"""
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape, Value
+from amaranth.lib import data, wiring
+
+from golden.formats import AddConstants, IntFormat, MulConstants
+
+from ._common import RTLParamError
+from .registry import DEFAULT_INSTANCES, REGISTRY, build, resolve_params
+
+__all__ = ["MANIFEST_FORMAT", "MANIFEST_VERSION", "generate", "load_config", "port_table",
+           "component_info", "to_verilog", "instances_from_config"]
+
+MANIFEST_FORMAT = "dqt-rtl-manifest"
+MANIFEST_VERSION = 1
+CLOCK_NOTE = ("single clock domain: input 'clk', every register updates on its rising edge; "
+              "input 'rst' is a synchronous active-high reset to the initial values (valid "
+              "flags 0, accumulators 0)")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def _jsonable(v):
+    if isinstance(v, enum.Enum):
+        return v.value
+    if isinstance(v, IntFormat):
+        return {"n": v.n, "signed": v.signed}
+    if isinstance(v, (MulConstants, AddConstants)):
+        d = {k: getattr(v, k) for k in ("M1", "M2", "M3", "M4", "S", "m_bits") if hasattr(v, k)}
+        d["out"] = _jsonable(v.out)
+        return d
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    return v
+
+
+def _fields(layout, base=0):
+    out = []
+    for name, f in layout:
+        shape = f.shape
+        if isinstance(shape, data.ArrayLayout):
+            es = Shape.cast(shape.elem_shape)
+            out.append({"name": name, "offset": base + f.offset, "width": f.width,
+                        "count": shape.length, "elem_width": es.width, "signed": es.signed})
+        elif isinstance(shape, data.StructLayout):
+            out.append({"name": name, "offset": base + f.offset, "width": f.width,
+                        "fields": _fields(shape, 0)})
+        else:
+            s = Shape.cast(shape)
+            out.append({"name": name, "offset": base + f.offset, "width": s.width,
+                        "signed": s.signed})
+    return out
+
+
+def port_table(comp: wiring.Component) -> list[dict]:
+    """Verilog ports of a component (name, direction, width, signedness, payload fields)."""
+    ports = [{"name": "clk", "dir": "input", "width": 1, "signed": False},
+             {"name": "rst", "dir": "input", "width": 1, "signed": False}]
+    for path, flow, value in comp.signature.flatten(comp):
+        name = "__".join(str(p) for p in path)
+        v = Value.cast(value)
+        entry = {"name": name, "dir": "input" if flow == wiring.In else "output",
+                 "width": len(v), "signed": v.shape().signed}
+        if isinstance(value, data.View):
+            lay = data.Layout.cast(value.shape())
+            if isinstance(lay, data.StructLayout):
+                entry["fields"] = _fields(lay)
+            elif isinstance(lay, data.ArrayLayout):
+                es = Shape.cast(lay.elem_shape)
+                entry.update(count=lay.length, elem_width=es.width, elem_signed=es.signed)
+        ports.append(entry)
+    return ports
+
+
+def component_info(comp) -> dict:
+    """Read-only properties (derived widths, latency) of a component, JSON-ready."""
+    info = {}
+    for klass in reversed(type(comp).__mro__):
+        if klass.__module__.startswith("amaranth"):
+            continue
+        for k, v in vars(klass).items():
+            if isinstance(v, property) and not k.startswith("_") and k != "signature":
+                info[k] = _jsonable(getattr(comp, k))
+    return dict(sorted(info.items()))
+
+
+def to_verilog(comp, top: str) -> str:
+    """Verilog text of one component (no source locations, so the bytes are reproducible)."""
+    return verilog.convert(comp, name=top, emit_src=False, strip_internal_attrs=True)
+
+
+def load_config(path) -> dict:
+    """Read and validate a generate config file; errors name the field."""
+    p = Path(path)
+    try:
+        with open(p) as f:
+            cfg = json.load(f)
+    except FileNotFoundError:
+        raise RTLParamError(f"config file {p} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise RTLParamError(f"config file {p} is not valid JSON ({e})") from None
+    instances_from_config(cfg)  # validates
+    return cfg
+
+
+def instances_from_config(config: dict | None) -> list[dict]:
+    """The list of instances to generate for a config (None: the defaults)."""
+    if config is None:
+        return [dict(i) for i in DEFAULT_INSTANCES]
+    if not isinstance(config, dict):
+        raise RTLParamError("config must be a JSON object")
+    extra = set(config) - {"include_defaults", "instances"}
+    if extra:
+        raise RTLParamError(f"config: unknown key(s) {sorted(extra)}; "
+                            "allowed: ['include_defaults', 'instances']")
+    inc = config.get("include_defaults", True)
+    if not isinstance(inc, bool):
+        raise RTLParamError(f"config.include_defaults={inc!r} must be true or false")
+    inst = config.get("instances", [])
+    if not isinstance(inst, list):
+        raise RTLParamError("config.instances must be a list")
+    out = {i["name"]: dict(i) for i in DEFAULT_INSTANCES} if inc else {}
+    for j, i in enumerate(inst):
+        where = f"config.instances[{j}]"
+        if not isinstance(i, dict):
+            raise RTLParamError(f"{where} must be an object")
+        extra = set(i) - {"name", "component", "params"}
+        if extra:
+            raise RTLParamError(f"{where}: unknown key(s) {sorted(extra)}")
+        comp = i.get("component")
+        if comp not in REGISTRY:
+            raise RTLParamError(f"{where}.component={comp!r} is not one of {sorted(REGISTRY)}")
+        name = i.get("name", comp)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise RTLParamError(f"{where}.name={name!r} must match {_NAME.pattern}")
+        params = i.get("params", {})
+        if not isinstance(params, dict):
+            raise RTLParamError(f"{where}.params must be an object")
+        try:
+            resolve_params(comp, params)
+        except RTLParamError as e:
+            raise RTLParamError(f"{where}: {e}") from None
+        out[name] = {"name": name, "component": comp, "params": params}
+    if not out:
+        raise RTLParamError("config selects no instance (include_defaults false, no instances)")
+    return [out[k] for k in sorted(out)]
+
+
+def generate(out_dir, config: dict | None = None, progress: bool = False) -> dict:
+    """Write ``<name>.v`` per instance and ``manifest.json`` into ``out_dir``.
+
+    Files are first written to a temporary directory beside ``out_dir`` and moved in only
+    when every instance elaborated, so a failure leaves no half-written output.
+    Returns the manifest dictionary.
+    """
+    instances = instances_from_config(config)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    modules = []
+    tmp = Path(tempfile.mkdtemp(prefix=".rtlgen-", dir=out.parent))
+    try:
+        it = instances
+        if progress:
+            from tqdm import tqdm
+            it = tqdm(instances, desc="rtl generate", unit="module")
+        for inst in it:
+            params = resolve_params(inst["component"], inst["params"])
+            comp = build(inst["component"], params)
+            top = f"dqt_{inst['name']}"
+            text = to_verilog(comp, top)
+            fname = f"{top}.v"
+            (tmp / fname).write_text(text)
+            spec = REGISTRY[inst["component"]]
+            info = component_info(comp)
+            modules.append({
+                "name": inst["name"], "file": fname, "top": top,
+                "component": inst["component"], "class": spec.cls_path,
+                "golden": spec.golden, "params": _jsonable(params), "derived": info,
+                "latency": info.get("latency"), "latency_note": spec.latency_note,
+                "clock_reset": CLOCK_NOTE, "ports": port_table(comp),
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            })
+        import amaranth
+        manifest = {"format": MANIFEST_FORMAT, "format_version": MANIFEST_VERSION,
+                    "generator": {"amaranth": amaranth.__version__}, "modules": modules}
+        with open(tmp / "manifest.json", "w") as f:
+            json.dump(manifest, f, indent=1, sort_keys=True)
+            f.write("\n")
+        out.mkdir(parents=True, exist_ok=True)
+        for m in modules:
+            os.replace(tmp / m["file"], out / m["file"])
+        os.replace(tmp / "manifest.json", out / "manifest.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest

@@ -1,0 +1,111 @@
+"""``dqt train`` and ``dqt eval`` subcommands."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from golden.formats import DQTValueError
+
+__all__ = ["register"]
+
+
+def _int_list(s: str):
+    try:
+        return tuple(int(v) for v in s.split(",") if v.strip())
+    except ValueError:
+        raise DQTValueError(f"{s!r} is not a comma-separated list of integers") from None
+
+
+def _cmd_train(args) -> int:
+    from .train import Recipe, train_digits
+
+    if args.dataset != "digits":
+        raise DQTValueError(f"--dataset {args.dataset!r} is not one of ['digits']")
+    over = {}
+    for key in ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits", "fp32_epochs",
+                "qat_epochs", "batch_size", "lr", "qat_lr", "alpha", "beta", "cost", "target",
+                "tau_start", "tau_end", "tau_kind", "threads", "width"):
+        v = getattr(args, key)
+        if v is not None:
+            over[key] = v
+    if args.B is not None:
+        over["B"] = _int_list(args.B)
+    if args.B_prime is not None:
+        over["B_prime"] = _int_list(args.B_prime)
+    d = Recipe().to_json()
+    if "B" in over and "B_prime" not in over:
+        d["B_prime"] = None  # follow the new B
+    if "B" in over and "first_bits" not in over and d["first_bits"] not in over["B"]:
+        over["first_bits"] = max(over["B"])
+    d.update(over)
+    recipe = Recipe.from_json(d)
+    summary = train_digits(args.out, recipe, progress=not args.no_progress)
+    if not args.json:
+        print(f"artifact   {summary['artifact']}  (sha256 of manifest {summary['digest'][:16]}...)")
+        print(f"fp32 accuracy            {summary['fp32_accuracy']:.4f}")
+        for b, a in summary["fakequant_static_accuracy"].items():
+            print(f"fake-quant static {b:>2}b     {a:.4f}")
+        print(f"fake-quant dynamic       {summary['fakequant_dynamic_accuracy']:.4f}  "
+              f"(mean bits {summary['fakequant_dynamic_avg_bits']:.3f})")
+        print(f"wall time                {summary['wall_s']:.1f} s")
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate
+
+    res = evaluate(args.artifact, impl=args.impl)
+    if not args.json:
+        print(f"held-out images          {res['n_test']}")
+        print(f"fp32 accuracy            {res['fp32_accuracy']:.4f}")
+        for b, a in res["static_accuracy"].items():
+            print(f"static {b:>2}b               {a:.4f}")
+        if "dynamic_accuracy" in res:
+            print(f"dynamic                  {res['dynamic_accuracy']:.4f}  (mean bits "
+                  f"{res['dynamic_avg_bits']:.3f}, BitOPs ratio {res['dynamic_bitops_ratio']:.3f})")
+        print(f"integer torch == golden  {res['integer_vs_torch_identical']:.4f}")
+        print(f"fake-quant vs integer    {res['fakequant_vs_integer_top1_agreement']}")
+    print(json.dumps(res, sort_keys=True))
+    return 0
+
+
+def register(sub) -> None:
+    """Add ``train`` and ``eval`` to the ``dqt`` subparsers."""
+    p = sub.add_parser("train", help="train a DQT network and export the integer artifact",
+                       description="Float pre-training, quantization-aware training with the "
+                       "precision controller, export via golden.network.save_network.")
+    p.add_argument("--dataset", default="digits", help="data set (digits: sklearn, bundled)")
+    p.add_argument("--out", required=True, help="artifact directory to write")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--split-seed", type=int)
+    p.add_argument("--test-fraction", type=float)
+    p.add_argument("--n", type=int, help="master width (default 8)")
+    p.add_argument("--B", help="candidate bit-widths, comma separated (default 2,4,6,8)")
+    p.add_argument("--B-prime", dest="B_prime", help="widths of the static loss terms (default B)")
+    p.add_argument("--mode", choices=None, help="nested conversion: floor or round")
+    p.add_argument("--first-bits", type=int, help="static width up to the controller tap")
+    p.add_argument("--fp32-epochs", type=int)
+    p.add_argument("--qat-epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--qat-lr", type=float)
+    p.add_argument("--alpha", type=float, help="weight of the static-width task losses")
+    p.add_argument("--beta", type=float, help="weight of the cost penalty")
+    p.add_argument("--cost", help="bits or bitops")
+    p.add_argument("--target", type=float, help="cost target (bits, or BitOPs ratio)")
+    p.add_argument("--tau-start", type=float)
+    p.add_argument("--tau-end", type=float)
+    p.add_argument("--tau-kind", help="exp, linear or constant")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--width", type=int, help="channels of the first convolution")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print only the JSON summary")
+    p.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate an artifact on its held-out split (golden model)")
+    e.add_argument("artifact", help="artifact directory")
+    e.add_argument("--impl", default="fast", choices=["fast", "reference"])
+    e.add_argument("--json", action="store_true", help="print only the JSON object")
+    e.set_defaults(func=_cmd_eval)

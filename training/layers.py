@@ -1,0 +1,195 @@
+"""Quantized conv2d / linear / residual-add layers whose precision is chosen per call.
+
+Each layer mirrors one golden layer (``golden.layers.qdense`` / ``golden.layers.add``):
+
+* input: unsigned n-bit codes on the producer's grid (value = s_x · q), nested to ``bits``;
+* weights: signed n-bit codes (:class:`training.quant.WeightQuantizer`), nested to ``bits``;
+* bias: rounded to master accumulator units s_x · s_w[o] (so it does not depend on ``bits``);
+* output: requantized by a PACT quantizer (:class:`training.quant.ActQuantizer`) to unsigned
+  n-bit codes (ReLU implied: the code format is unsigned), or left as the accumulator
+  (``requant=False``, the logits).
+
+``bits`` is an int (static) or a ``[N, len(B)]`` one-hot gate tensor (dynamic, one choice per
+input): the output is then the gate-weighted sum of the per-width outputs, so hard
+straight-through gates select exactly one width in the forward pass and pass gradients to all.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from golden.formats import DQTValueError
+
+from .quant import ActQuantizer, QuantConfig, WeightQuantizer, fake_nested
+
+__all__ = ["QConv2d", "QLinear", "QAdd", "ste_round_to", "global_avg_codes"]
+
+
+def ste_round_to(v: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+    """``step * round_half_even(v / step)`` with an identity gradient for ``v``."""
+    q = step * torch.round(v.detach() / step)
+    return v + (q - v).detach()
+
+
+def _check_pos(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise DQTValueError(f"{name}={v!r} must be a positive integer")
+    return v
+
+
+class _QDense(nn.Module):
+    kind = ""
+
+    def __init__(self, cfg: QuantConfig, relu: bool, requant: bool, per_channel: bool):
+        super().__init__()
+        if not isinstance(cfg, QuantConfig):
+            raise DQTValueError(f"cfg must be a QuantConfig, got {type(cfg).__name__}")
+        self.cfg = cfg
+        self.relu = bool(relu)
+        self.requant = bool(requant)
+        self.wq = WeightQuantizer(cfg, per_channel)
+        self.aq = ActQuantizer(cfg) if requant else None
+
+    # subclasses: self.weight, self.bias, _op(x, w), _bshape
+    def folded(self):
+        """(weight, bias) as used for quantization (BN folded where the layer has BN)."""
+        return self.weight, self.bias
+
+    def acc_scale(self, x_scale) -> torch.Tensor:
+        """Real value of one master accumulator unit per output channel: s_x · s_w[o]."""
+        w, _ = self.folded()
+        return x_scale * self.wq.scale(w)
+
+    def _forward_bits(self, x, x_scale, bits: int):
+        self.cfg.check_bits(bits)
+        w, b = self.folded()
+        xb = fake_nested(x, x_scale, self.cfg.n, bits, self.cfg.mode, signed=False)
+        wb = self.wq(w, bits)
+        bq = ste_round_to(b, self.acc_scale(x_scale).detach())
+        y = self._op(xb, wb) + bq.reshape(self._bshape)
+        return self.aq(y) if self.requant else y
+
+    def forward(self, x, x_scale, bits):
+        """Fake-quantized output at ``bits`` (int, or [N, len(B)] gates); see the module doc."""
+        if torch.is_tensor(bits):
+            if bits.dim() != 2 or bits.shape[1] != len(self.cfg.B) or bits.shape[0] != x.shape[0]:
+                raise DQTValueError(f"gates have shape {tuple(bits.shape)}, expected "
+                                    f"[{x.shape[0]}, {len(self.cfg.B)}]")
+            out = 0
+            for j, b in enumerate(self.cfg.B):
+                g = bits[:, j].reshape((-1,) + (1,) * (x.dim() - 1 if self.kind == "conv2d" else 1))
+                out = out + g * self._forward_bits(x, x_scale, b)
+            return out
+        return self._forward_bits(x, x_scale, bits)
+
+    def out_scale(self):
+        """Master step of the output codes (None without requantization)."""
+        return self.aq.scale() if self.requant else None
+
+
+class QConv2d(_QDense):
+    """Quantized 2-d convolution (golden ``conv2d``), optional BatchNorm folded into it.
+
+    BatchNorm trains with batch statistics in the float phase; in the quantized phase it is
+    folded with its running statistics (frozen) into the weights and bias before
+    quantization, as the integer network has no normalisation layer.
+    """
+
+    kind = "conv2d"
+
+    def __init__(self, cfg, cin, cout, k, stride=1, padding=0, relu=True, requant=True,
+                 per_channel=True, bn=False):
+        super().__init__(cfg, relu, requant, per_channel)
+        self.cin, self.cout = _check_pos("cin", cin), _check_pos("cout", cout)
+        self.k, self.stride = _check_pos("k", k), _check_pos("stride", stride)
+        if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
+            raise DQTValueError(f"padding={padding!r} must be a non-negative integer")
+        self.padding = padding
+        self.weight = nn.Parameter(torch.empty(cout, cin, k, k))
+        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.bn = nn.BatchNorm2d(cout) if bn else None
+        self._bshape = (1, -1, 1, 1)
+
+    def _op(self, x, w):
+        return F.conv2d(x, w, None, self.stride, self.padding)
+
+    def folded(self):
+        if self.bn is None:
+            return self.weight, self.bias
+        bn = self.bn
+        g = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        return self.weight * g.reshape(-1, 1, 1, 1), (self.bias - bn.running_mean) * g + bn.bias
+
+    def forward_float(self, x, observe: bool = False):
+        y = self._op(x, self.weight) + self.bias.reshape(self._bshape)
+        if self.bn is not None:
+            y = self.bn(y)
+        if self.requant:
+            y = F.relu(y)
+            if observe:
+                self.aq.observe(y)
+        return y
+
+
+class QLinear(_QDense):
+    """Quantized fully connected layer (golden ``linear``)."""
+
+    kind = "linear"
+
+    def __init__(self, cfg, fin, fout, relu=True, requant=True, per_channel=True):
+        super().__init__(cfg, relu, requant, per_channel)
+        self.fin, self.fout = _check_pos("fin", fin), _check_pos("fout", fout)
+        self.weight = nn.Parameter(torch.empty(fout, fin))
+        nn.init.kaiming_normal_(self.weight, nonlinearity="relu")
+        self.bias = nn.Parameter(torch.zeros(fout))
+        self._bshape = (1, -1)
+
+    def _op(self, x, w):
+        return F.linear(x, w)
+
+    def forward_float(self, x, observe: bool = False):
+        y = self._op(x, self.weight) + self.bias
+        if self.requant:
+            y = F.relu(y)
+            if observe:
+                self.aq.observe(y)
+        return y
+
+
+class QAdd(nn.Module):
+    """Residual add of two unsigned code tensors (golden ``add``), requantized by PACT.
+
+    The integer operator computes clamp(round((M1 q1 + M2 q2 + M3) / 2^S), 0, 2^n - 1); the
+    fake-quantized form adds the real values and requantizes (the unsigned output clamp is
+    a ReLU after the add).
+    """
+
+    kind = "add"
+
+    def __init__(self, cfg: QuantConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.aq = ActQuantizer(cfg)
+
+    def forward_float(self, x1, x2, observe: bool = False):
+        y = F.relu(x1 + x2)
+        if observe:
+            self.aq.observe(y)
+        return y
+
+    def forward(self, x1, x2):
+        return self.aq(x1 + x2)
+
+    def out_scale(self):
+        return self.aq.scale()
+
+
+def global_avg_codes(x, scale):
+    """Global average pool on codes, round half up (golden ``avgpool`` global), STE."""
+    q = torch.round(x.detach().double() / scale.detach().double())
+    cnt = x.shape[2] * x.shape[3]
+    v = scale.detach() * torch.floor((q.sum(dim=(2, 3)) + cnt // 2) / cnt).to(x.dtype)
+    m = x.mean(dim=(2, 3))
+    return m + (v - m).detach()
