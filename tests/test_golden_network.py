@@ -160,3 +160,15 @@ def test_bad_inputs(net, x):
         run_network(net, x + 1)
     with pytest.raises(DQTValueError, match="expected"):
         run_network(net, x[:, :, :4])
+
+
+def test_fast_equals_reference_on_digits_images(net):
+    """Real data: the bundled digits images (pixel values 0..16) quantized with the input scale."""
+    from sklearn.datasets import load_digits
+    from golden import quantize_input
+    x = quantize_input(net, load_digits().images[:, None].astype(np.float64))
+    assert x.max() == 240  # 16 / (1/15): the scale maps the brightest pixel inside the range
+    for bits in ("dynamic", 2, 8):
+        f = run_network(net, x, bits=bits, impl="fast")
+        r = run_network(net, x, bits=bits, impl="reference")
+        assert np.array_equal(f.output, r.output) and np.array_equal(f.bits, r.bits)
