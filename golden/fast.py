@@ -23,7 +23,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["exact_gemm", "im2col", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc"]
+__all__ = ["exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -50,7 +50,7 @@ def gemm_plan(K: int, xmax: int, wmax: int):
     chunk = _F32_EXACT // m
     if chunk >= K:
         return "f32", K
-    if chunk >= _MIN_F32_CHUNK:
+    if chunk >= _MIN_F32_CHUNK and K * m <= _F64_EXACT:  # chunk sums are added in binary64
         return "f32", int(chunk)
     if K * m <= _F64_EXACT:
         return "f64", K
@@ -79,32 +79,28 @@ def exact_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True)
-def _im2col(x, kh, kw, stride, pad, Ho, Wo):
-    N, C, H, W = x.shape
-    cols = np.zeros((N, Ho, Wo, C * kh * kw), dtype=x.dtype)
-    for n in numba.prange(N):
-        for oy in range(Ho):
-            for ox in range(Wo):
-                j = 0
-                for c in range(C):
-                    for dy in range(kh):
-                        iy = oy * stride + dy - pad
-                        for dx in range(kw):
-                            ix = ox * stride + dx - pad
-                            if 0 <= iy < H and 0 <= ix < W:
-                                cols[n, oy, ox, j] = x[n, c, iy, ix]
-                            j += 1
-    return cols
-
-
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int):
-    """[N, C, H, W] -> [N*Ho*Wo, C*kh*kw] patches (zero padded), row-major (n, oy, ox)."""
+    """[N, C, H, W] -> ([N*Ho*Wo, kh*kw*C] patches, Ho, Wo), zero padded.
+
+    Rows are ordered (n, oy, ox) and columns (dy, dx, c): pair it with weights reshaped by
+    :func:`weights_as_cols`. Built from nine strided copies in NHWC order (memcpy speed).
+    """
     N, C, H, W = x.shape
     Ho = (H + 2 * pad - kh) // stride + 1
     Wo = (W + 2 * pad - kw) // stride + 1
-    cols = _im2col(np.ascontiguousarray(x), kh, kw, stride, pad, Ho, Wo)
-    return cols.reshape(N * Ho * Wo, C * kh * kw), Ho, Wo
+    xp = np.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
+    xp[:, pad:pad + H, pad:pad + W, :] = x.transpose(0, 2, 3, 1)
+    cols = np.empty((N, Ho, Wo, kh, kw, C), dtype=x.dtype)
+    for dy in range(kh):
+        for dx in range(kw):
+            cols[:, :, :, dy, dx, :] = xp[:, dy:dy + stride * (Ho - 1) + 1:stride,
+                                          dx:dx + stride * (Wo - 1) + 1:stride, :]
+    return cols.reshape(N * Ho * Wo, kh * kw * C), Ho, Wo
+
+
+def weights_as_cols(w: np.ndarray) -> np.ndarray:
+    """[O, C, kh, kw] -> [O, kh*kw*C], the column order of :func:`im2col`."""
+    return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(w.shape[0], -1)
 
 
 @numba.njit(cache=True)
@@ -183,7 +179,9 @@ def planned_gemm(xb, wb, plan):
     K = xb.shape[1]
     if chunk >= K:
         return xb @ wt
-    out = np.zeros((xb.shape[0], wb.shape[0]), dtype=np.int64)
+    # Each chunk's float32 result is an exact integer below 2^24; their sum stays far below
+    # 2^53, so adding the chunks in binary64 is exact too.
+    out = np.zeros((xb.shape[0], wb.shape[0]), dtype=np.float64)
     for k0 in range(0, K, chunk):
-        out += (xb[:, k0:k0 + chunk] @ wt[k0:k0 + chunk]).astype(np.int64)
+        out += xb[:, k0:k0 + chunk] @ wt[k0:k0 + chunk]
     return out

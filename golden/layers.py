@@ -77,7 +77,7 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding):
     N = xb.shape[0]
     _, _, kh, kw = wb.shape
     cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding)
-    s = _fast.planned_gemm(cols, wb.reshape(O, -1), plan)
+    s = _fast.planned_gemm(cols, _fast.weights_as_cols(wb), plan)
     a, over = _fast.finish_acc(s, 2 * (n - bits), bias, acc)
     return (a.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2),
             over.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2))
