@@ -40,6 +40,7 @@ __all__ = [
     "Requantizer",
     "Fp32Requant",
     "default_candidates",
+    "NestedShiftReg",
 ]
 
 #: K used to size the MAC accumulators (2n + ceil(log2 K) + 1 bits): the largest fan-in of
@@ -441,4 +442,29 @@ class Fp32Requant(wiring.Component):
         with m.Else():
             m.d.comb += y.eq(Mux(iv > hi, hi, iv))
         m.d.sync += self.y.eq(y)
+        return m
+
+
+class NestedShiftReg(wiring.Component):
+    """Registered nested shifter (golden ``nested_shift``): y <= shift(q, bits), right-aligned.
+
+    The per-element cost of a precision transition in the integer datapath. Latency 2 cycles
+    (input register, output register).
+    """
+
+    def __init__(self, n: int = 8, mode="floor", signed_: bool = False, candidates=None):
+        self.n = _check_n(n)
+        self.mode = NestedMode.parse(mode)
+        self.signed_ = bool(signed_)
+        self.candidates = _check_cands(self.n, candidates or default_candidates(self.n))
+        shape = signed(self.n) if self.signed_ else unsigned(self.n)
+        super().__init__({"q": In(shape), "bits": In(bits_width(self.n)), "y": Out(shape)})
+
+    def elaborate(self, platform):
+        m = Module()
+        q = Signal.like(self.q)
+        bits = Signal(bits_width(self.n))
+        m.d.sync += [q.eq(self.q), bits.eq(self.bits)]
+        out = _nested(m, q, self.n, bits, self.candidates, self.mode, self.signed_, "right")
+        m.d.sync += self.y.eq(out)
         return m

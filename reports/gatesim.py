@@ -300,6 +300,7 @@ class SimResult:
     outputs: dict
     reg_nets: list
     input_nets: list
+    reg_q: dict = field(default_factory=dict)
 
     def activity(self, net) -> float:
         """Transitions per clock cycle of ``net``, averaged over lanes."""
@@ -307,6 +308,18 @@ class SimResult:
 
     def duty(self, net) -> float:
         return self.ones[net] / max(1, self.cycles * self.lanes)
+
+    def input_activity(self) -> dict:
+        """Input port bit -> (transitions per cycle, duty), for OpenSTA."""
+        return {n: (self.activity(n), self.duty(n)) for n in self.input_nets}
+
+    def reg_activity(self) -> dict:
+        """Flip-flop instance -> (transitions per cycle, duty) of its Q output."""
+        return {inst: (self.activity(net), self.duty(net)) for inst, (pin, net) in self.reg_q.items()}
+
+    def mean_activity(self) -> float:
+        """Average transitions per cycle over all simulated nets."""
+        return sum(self.toggles.values()) / max(1, len(self.toggles) * (self.cycles - 1) * self.lanes)
 
     def signed(self, port, width) -> np.ndarray:
         v = self.outputs[port]
@@ -442,6 +455,12 @@ class GateSim:
         self._seq = seq
         self.reg_nets = sorted({res(inst.conns[p]) for inst, cm in seq for p in cm.outputs
                                 if p in inst.conns})
+        # flip-flop instance -> the net on its non-inverted output (the pin OpenSTA annotates)
+        self.reg_q = {}
+        for inst, cm in seq:
+            for pin, fn in cm.outputs.items():
+                if pin in inst.conns and fn and fn.strip("() ") == cm.ff["iq"]:
+                    self.reg_q[inst.name] = (pin, res(inst.conns[pin]))
         self.input_nets = [n for n in nl.inputs if n != self.clock]
         self.nets = sorted(nets | set(self.input_nets))
 
@@ -496,4 +515,4 @@ class GateSim:
                         acc |= lane_bits.astype(np.int64) << bit
                 outs[port][t] = acc
             self._load(v, nxt, M)
-        return SimResult(T, L, toggles, ones, outs, self.reg_nets, self.input_nets)
+        return SimResult(T, L, toggles, ones, outs, self.reg_nets, self.input_nets, dict(self.reg_q))

@@ -4,10 +4,14 @@ This machine's OpenSTA (2.0.17) has ``report_checks``, ``report_power`` and
 ``set_power_activity`` but no ``read_vcd``/``read_saif`` and no gzip; its ``-pins`` option
 of ``set_power_activity`` is broken, and activity annotated on a combinational output pin is
 ignored (combinational activity is always propagated from the cell inputs). So the measured
-activity is annotated where OpenSTA honours it and where it carries the workload's
-information: every input port bit (``sta::set_power_input_port_activity``) and every
-flip-flop output (``sta::set_power_pin_activity``), as transitions per clock cycle and duty;
-OpenSTA propagates it through the combinational cells with its probabilistic model.
+activity is annotated where OpenSTA honours it: every input port bit
+(``sta::set_power_input_port_activity``, before the first analysis, propagated through the
+combinational cells by OpenSTA's probabilistic model) and every flip-flop output
+(``sta::set_power_pin_activity``, after a first analysis, which is when it takes effect; it
+sets the flip-flop's own internal and output switching power, while the combinational cells
+behind a register keep OpenSTA's propagated estimate). Units: transitions per clock cycle
+and duty (fraction of time at 1). The per-net toggle rates of the whole netlist are reported
+beside the power (``mean_activity``) so the workload's effect on every net stays visible.
 
 Clock: one ideal clock on ``clk``, all other inputs and all outputs constrained to it with
 zero external delay. ``critical_path_ns`` is the clock period minus the worst setup slack
@@ -97,16 +101,19 @@ def sta_power(netlist_v: str, top: str, liberty, input_activity: dict, reg_activ
     lines = [_preamble(lib, top, period)]
     for net, (a, d) in sorted(input_activity.items()):
         lines.append(f"sta::set_power_input_port_activity [get_ports {{{net}}}] {a:.6g} {d:.6g}")
+    # Flip-flop output annotations only take effect once a first power analysis has run.
+    lines.append("report_power -digits 8")
     for inst, (a, d) in sorted(reg_activity.items()):
         lines.append(f"foreach p [get_pins -quiet {{{inst}/Q}}] "
                      f"{{ sta::set_power_pin_activity $p {a:.6g} {d:.6g} }}")
+    lines.append('puts "DQT-FINAL-POWER"')
     lines.append("report_power -digits 8")
     script = "\n".join(lines) + "\n"
-    key = cache_key("sta_power", 1, tool_version("sta"), lib.name, top, period, netlist_v, script)
+    key = cache_key("sta_power", 2, tool_version("sta"), lib.name, top, period, netlist_v, script)
     hit = cache_get("sta", key)
     if hit is not None:
         return hit
-    out = _run_sta(script, netlist_v)
+    out = _run_sta(script, netlist_v).split("DQT-FINAL-POWER")[-1]
     rows = {m.group(1): [float(m.group(i)) for i in range(2, 6)] for m in _POWER_ROW.finditer(out)}
     if "Total" not in rows:
         raise ToolError("OpenSTA printed no power table")

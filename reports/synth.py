@@ -127,7 +127,12 @@ def _run(verilog, top, target, lib):
     try:
         (work / "design.v").write_text(verilog)
         (work / "script.ys").write_text(_script(target, top, lib) + "\n")
-        run_tool([yosys, "-q", "-l", "yosys.log", "-s", "script.ys"], work, log_name="run.log")
+        try:
+            run_tool([yosys, "-q", "-l", "yosys.log", "-s", "script.ys"], work, log_name="run.log")
+        except ToolError as e:
+            log = work / "yosys.log"
+            tail = "\n".join(log.read_text().splitlines()[-8:]) if log.is_file() else ""
+            raise ToolError(f"{e}\n{tail}") from None
         stat = (work / "stat.txt").read_text()
         res = {"target": target, "cells": parse_stat_cells(stat)}
         if target == "cmos":

@@ -13,7 +13,7 @@ from golden.formats import DQTValueError, IntFormat, MAX_MASTER_WIDTH, NestedMod
 __all__ = [
     "RTLParamError", "check_int", "check_choice", "ceil_log2", "bits_width", "code_shape",
     "check_candidates", "nested_shift_comb", "overflow_policy", "clamp", "sum_tree",
-    "rshift_round_comb", "const_width",
+    "rshift_round_comb", "const_width", "materialize",
 ]
 
 
@@ -94,13 +94,28 @@ def check_candidates(candidates, n):
     return tuple(cands)
 
 
-def _shift_one(m, q, n, b, round_, is_signed):
-    """Right-aligned and MSB-aligned nested code of q at b bits (k = n - b > 0)."""
+def materialize(m, expr, name):
+    """Assign an expression to a named Signal of its own shape.
+
+    The Verilog back end inlines an expression at every use, so an expression used twice
+    (e.g. in a clamp) would be built twice; a Signal is built once.
+    """
+    if isinstance(expr, Signal):
+        return expr
+    expr = Value.cast(expr)
+    s = Signal(expr.shape(), name=name)
+    m.d.comb += s.eq(expr)
+    return s
+
+
+def _shift_one(m, q, n, b, round_, is_signed, name):
+    """Right-aligned nested code of q at b bits (k = n - b > 0)."""
     k = n - b
     if not round_:
         r = q >> k                       # arithmetic for signed q: floor
     else:
-        t = (q + (1 << (k - 1))) >> k    # round half up; can exceed the b-bit maximum
+        # round half up; can exceed the b-bit maximum, hence the clamp
+        t = materialize(m, (q + (1 << (k - 1))) >> k, f"{name}_t{b}")
         hi = (1 << (b - 1)) - 1 if is_signed else (1 << b) - 1
         r = Mux(t > hi, hi, t)           # never below the minimum: q + half >= lo_n
     return r
@@ -117,18 +132,21 @@ def nested_shift_comb(m, q, n, bits, mode, is_signed, candidates, name="qb"):
     shape = code_shape(n, is_signed)
     right = Signal(shape, name=f"{name}_r")
     msb = Signal(shape, name=f"{name}_m")
+    # every candidate's result is built outside the case statement, so the case only selects
+    res = {}
+    for b in candidates:
+        if b == n:
+            continue
+        if isinstance(mode, Value):
+            r = Mux(mode, _shift_one(m, q, n, b, True, is_signed, name),
+                    _shift_one(m, q, n, b, False, is_signed, name))
+        else:
+            r = _shift_one(m, q, n, b, mode is NestedMode.ROUND, is_signed, name)
+        res[b] = materialize(m, r, f"{name}_b{b}")
     with m.Switch(bits):
-        for b in candidates:
-            if b == n:
-                continue
+        for b, r in res.items():
             with m.Case(b):
-                k = n - b
-                if isinstance(mode, Value):
-                    r = Mux(mode, _shift_one(m, q, n, b, True, is_signed),
-                            _shift_one(m, q, n, b, False, is_signed))
-                else:
-                    r = _shift_one(m, q, n, b, mode is NestedMode.ROUND, is_signed)
-                m.d.comb += [right.eq(r), msb.eq(r << k)]
+                m.d.comb += [right.eq(r), msb.eq(r << (n - b))]
         with m.Default():
             m.d.comb += [right.eq(q), msb.eq(q)]
     return right, msb
@@ -158,6 +176,7 @@ def overflow_policy(m, exact, width, overflow, name="pol"):
         W = int(width)
         hi, lo = (1 << (W - 1)) - 1, -(1 << (W - 1))
         wrapped = exact[:W].as_signed() if W < E else exact
+    wrapped = materialize(m, wrapped, f"{name}_wrap")
     m.d.comb += over.eq((exact > hi) | (exact < lo))
     sat = Mux(exact > hi, hi, Mux(exact < lo, lo, exact))
     if isinstance(overflow, Value):
@@ -169,8 +188,9 @@ def overflow_policy(m, exact, width, overflow, name="pol"):
     return val, over
 
 
-def clamp(v, lo, hi):
-    """Clamp to [lo, hi] (hi wins if lo > hi)."""
+def clamp(m, v, lo, hi, name="clamp"):
+    """Clamp to [lo, hi] (hi wins if lo > hi); ``v`` is built once."""
+    v = materialize(m, v, f"{name}_in")
     return Mux(v > hi, hi, Mux(v < lo, lo, v))
 
 

@@ -147,7 +147,7 @@ class Fp32Requant(wiring.Component):
         m.d.comb += val.eq(Mux(z2, 0, Mux(s2, -mag_ok, mag_ok)))
         with m.If(en):
             m.d.sync += [self.o.valid.eq(v2),
-                         self.o.payload.eq(clamp(val + zy2, fmt.lo, fmt.hi))]
+                         self.o.payload.eq(clamp(m, val + zy2, fmt.lo, fmt.hi))]
         return m
 
 

@@ -80,15 +80,23 @@ def yosys_synth_check(files_tops, log_dir=None) -> tuple[bool, str]:
     """
     script = []
     for f, top in files_tops:
-        script += ["design -reset", f"read_verilog -sv {f}", f"synth -top {top}",
+        # the WebAssembly Yosys sees only its working directory: refer to copies there
+        script += ["design -reset", f"read_verilog -sv {Path(f).name}", f"synth -top {top}",
                    f"tee -o {top}.stat stat"]
     with tempfile.TemporaryDirectory() as td:
+        for f, _ in files_tops:
+            shutil.copy(f, Path(td) / Path(f).name)
         ys = Path(td) / "check.ys"
         ys.write_text("\n".join(script) + "\n")
-        log = Path(log_dir or td) / "yosys.log"
-        r = subprocess.run(_yosys_cmd() + ["-q", "-l", str(log), "-s", str(ys)], cwd=td,
+        r = subprocess.run(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "check.ys"], cwd=td,
                            capture_output=True, text=True)
+        log = Path(td) / "yosys.log"
         text = log.read_text() if log.exists() else ""
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, Path(log_dir) / "yosys.log") if log.exists() else None
+            for st in Path(td).glob("*.stat"):
+                shutil.copy(st, Path(log_dir) / st.name)
     ok = r.returncode == 0 and "ERROR" not in text
     return ok, text + r.stderr
 

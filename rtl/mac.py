@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
-    check_int, check_mode, check_n, check_overflow, nested_shift_comb, overflow_policy, sum_tree
+    check_int, check_mode, check_n, check_overflow, materialize, nested_shift_comb, overflow_policy, sum_tree
 from .accumulator import accumulate_stage, exact_width, sticky_flag
 
 __all__ = ["NestedMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]
@@ -29,6 +29,7 @@ def dot_layouts(n, pes, acc_width, with_bits=True):
 def shift_left_by_bits(m, v, n, bits, candidates, factor, E, name="sh"):
     """``v << factor*(n - bits)`` for a run-time ``bits`` (outside ``candidates``: no shift)."""
     out = Signal(signed(E), name=name)
+    v = materialize(m, v, f"{name}_in")
     with m.Switch(bits):
         for b in candidates:
             if b != n:

@@ -81,7 +81,7 @@ class IntMul(wiring.Component):
             m.d.sync += [v1.eq(self.i.valid),
                          t.eq(c.M1 * p.q1 * p.q2 + c.M2 * p.q1 + c.M3 * p.q2 + c.M4)]
             m.d.sync += [self.o.valid.eq(v1),
-                         self.o.payload.eq(clamp(rshift_round_comb(t, c.S), c.out.lo, c.out.hi))]
+                         self.o.payload.eq(clamp(m, rshift_round_comb(t, c.S), c.out.lo, c.out.hi))]
         return m
 
 
@@ -131,7 +131,7 @@ class IntAdd(wiring.Component):
         with m.If(en):
             m.d.sync += [v1.eq(self.i.valid), t.eq(c.M1 * p.q1 + c.M2 * p.q2 + c.M3)]
             m.d.sync += [self.o.valid.eq(v1),
-                         self.o.payload.eq(clamp(rshift_round_comb(t, c.S), c.out.lo, c.out.hi))]
+                         self.o.payload.eq(clamp(m, rshift_round_comb(t, c.S), c.out.lo, c.out.hi))]
         return m
 
 
@@ -216,7 +216,7 @@ class PaperDot(_DotBase):
         ov, res = accumulate_stage(m, en, a_valid, a_first, a_last, a_sum, E)
         with m.If(en):
             m.d.sync += [self.o.valid.eq(ov),
-                         self.o.payload.eq(clamp(res + self._zy, c.out.lo, c.out.hi))]
+                         self.o.payload.eq(clamp(m, res + self._zy, c.out.lo, c.out.hi))]
         return m
 
 
@@ -263,6 +263,6 @@ class FactoredDot(_DotBase):
         t = c.M1 * sxw + c.M2 * sx + c.M3 * sw + beats * (P * c.M4)
         with m.If(en):
             m.d.sync += [self.o.valid.eq(ov),
-                         self.o.payload.eq(clamp(rshift_round_comb(t, c.S) + self._zy,
+                         self.o.payload.eq(clamp(m, rshift_round_comb(t, c.S) + self._zy,
                                                  c.out.lo, c.out.hi))]
         return m

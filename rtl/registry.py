@@ -135,7 +135,7 @@ REGISTRY: dict[str, ComponentSpec] = {
         "golden.ops.fp32_requant", "3 cycles, one value per cycle"),
     "engine": ComponentSpec(
         "rtl.engine:Engine",
-        {"n": 8, "lanes": 4, "pes": 8, "max_k": 512, "weight_depth": 256, "acc_max": 32,
+        {"n": 8, "lanes": 4, "pes": 8, "max_k": 512, "max_out": 64, "weight_depth": 64, "acc_max": 32,
          "m_bits": 32, "variant": "right", "candidates": None},
         "golden.layers.qdense / golden.ops.int_add (see golden.engine)",
         "see docs/rtl.md: per vector ceil(K/pes) input beats, ceil(O/lanes)*ceil(K/pes) "

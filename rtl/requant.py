@@ -80,7 +80,7 @@ class Requantize(wiring.Component):
                          lo1.eq(p.lo), hi1.eq(p.hi)]
             m.d.sync += [v2.eq(v1), rounded.eq(rshift_round_comb(prod, S1) + zy1),
                          lo2.eq(lo1), hi2.eq(hi1)]
-            m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(clamp(rounded, lo2, hi2))]
+            m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(clamp(m, rounded, lo2, hi2))]
         return m
 
 

@@ -284,6 +284,7 @@ def train_digits(out_dir, recipe: Recipe | None = None, progress: bool = True, *
     model.eval()
     with torch.no_grad():
         fp32_acc = float((model.forward_float(xte).argmax(-1).numpy() == yte).mean())
+    log["fp32_wall_s"] = time.perf_counter() - t0
 
     # ---- calibration: EMA of activation ranges initialises the PACT clips -----------------
     with torch.no_grad():
@@ -338,6 +339,7 @@ def train_digits(out_dir, recipe: Recipe | None = None, progress: bool = True, *
         log["qat"].append(row)
         bar.set_postfix(dyn=f"{dyn['acc']:.3f}", bits=f"{dyn['avg_bits']:.2f}")
     bar.close()
+    log["qat_wall_s"] = time.perf_counter() - t0 - log["fp32_wall_s"]
 
     # ---- export --------------------------------------------------------------------------
     model.eval()

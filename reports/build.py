@@ -1,0 +1,199 @@
+"""End-to-end report flow: designs -> tool runs (parallel, cached) -> summary, plots, HTML.
+
+Python API::
+
+    from reports.build import build_report
+    summary = build_report("build/report", artifact="build/digits", liberty="../shared/pdk/"
+                           "sky130_fd_sc_hd__tt_025C_1v80.lib.gz", fast=False)
+
+The output directory is written atomically (built in a temporary sibling, then renamed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+from golden.formats import DQTValueError
+
+from .cache import atomic_write_text, cache_dir
+from .tools import find_tool, resolve_liberty, tool_version, warn_first_yosys
+
+__all__ = ["build_report", "SUMMARY_KEYS", "DESIGN_KEYS"]
+
+SUMMARY_KEYS = ("designs", "transition", "accuracy", "provenance", "notes", "headline")
+DESIGN_KEYS = ("name", "transistors", "sky130_um2", "ice40_luts", "ecp5_luts",
+               "fmax_mhz_ice40", "sta_critical_path_ns", "energy_pj_per_mac",
+               "energy_pj_per_mac_model")
+
+WORKLOAD_SEED = 0
+
+
+def _git_commit():
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                           timeout=10, cwd=Path(__file__).resolve().parent)
+        return r.stdout.strip() or None
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def _provenance(liberty, artifact, workload, fast, jobs):
+    import amaranth
+    import numpy
+    return {
+        "tools": {t: tool_version(t) for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "sta")},
+        "amaranth": amaranth.__version__, "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "liberty": Path(liberty).name if liberty else None,
+        "artifact": str(artifact) if artifact else None,
+        "artifact_digest": _artifact_digest(artifact),
+        "workload": {"source": workload.source if workload else None,
+                     "seed": WORKLOAD_SEED, "bits": workload.bits if workload else None},
+        "pnr_seed": 1, "fast": fast, "jobs": jobs, "git_commit": _git_commit(),
+        "cache": str(cache_dir()),
+    }
+
+
+def _artifact_digest(artifact):
+    if not artifact:
+        return None
+    import hashlib
+    p = Path(artifact) / "manifest.json"
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
+
+
+def _headline(designs):
+    """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline (n = 8)."""
+    want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
+            "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
+            "fp32_requant_n8", "requantizer_n8"]
+    by = {d["name"]: d for d in designs}
+    rows = []
+    for name in want:
+        d = by.get(name)
+        if d is None:
+            continue
+        e = d.get("energy_pj_per_mac") or {}
+        em = d.get("energy_pj_per_mac_model") or {}
+        rows.append({"name": name, "unit": d["unit"], "sky130_um2": d["sky130_um2"],
+                     "ice40_luts": d["ice40_luts"],
+                     **{f"pj_{b}b": e.get(str(b)) for b in (8, 4, 2)},
+                     **{f"model_pj_{b}b": em.get(str(b)) for b in (8, 4, 2)}})
+    return rows
+
+
+def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
+                 include_rtl: bool = True, progress: bool = True) -> dict:
+    """Build the whole report into ``out_dir``; return the summary dict.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output directory (replaced atomically).
+    artifact : path or None
+        Integer network artifact (workload vectors, accuracy vs BitOPs); None uses a
+        stand-in network with random weights and says so.
+    liberty : path or None
+        Liberty file (``.lib`` or ``.lib.gz``); None falls back to ``$DQT_LIBERTY``; absent:
+        sky130 area, STA and activity-based energy are null.
+    fast : bool
+        n = 8 designs only, no Xilinx runs, a shorter workload.
+    jobs : int
+        Worker processes for the per-design runs.
+    """
+    from tqdm import tqdm
+
+    from golden.network import load_network
+    from .designs import default_designs
+    from .evaluate import evaluate_design, save_workload
+    from .render import write_outputs
+    from .transition import (artifact_layers, resnet18_cifar_layers,
+                             resnet50_imagenet_layers, transition_table)
+    from .workload import build_workload
+
+    jobs = int(jobs)
+    if jobs < 1:
+        raise DQTValueError(f"jobs={jobs} must be >= 1")
+    lib = resolve_liberty(liberty)
+    net = load_network(artifact) if artifact else None
+    notes = []
+    if net is None:
+        notes.append("no artifact given: workload vectors come from a stand-in network with "
+                     "random weights; accuracy figures are not meaningful")
+    if lib is None:
+        notes.append("no liberty file: sky130 area, OpenSTA timing and activity-based energy "
+                     "are null")
+    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "sta"):
+        if find_tool(t) is None:
+            notes.append(f"{t} not found: the fields that need it are null")
+    t0 = time.time()
+    wl = build_workload(net, cycles=64 if fast else 128, lanes=64 if fast else 128,
+                        seed=WORKLOAD_SEED)
+    designs = default_designs(fast, include_rtl)
+    scratch = Path(tempfile.mkdtemp(prefix="report-", dir=cache_dir()))
+    try:
+        wl_path = save_workload(wl, scratch / "workload.npz")
+        if find_tool("yosys"):
+            warn_first_yosys()
+            # one Yosys call first, alone: it pays the WebAssembly compile once for everyone
+            from .synth import synth
+            from .designs import proxy_designs
+            v, top = proxy_designs((4,))[0].verilog()
+            try:
+                synth(v, top, "cmos")
+            except Exception:
+                pass
+        results = {}
+        args = [(d.name, fast, str(lib) if lib else None, str(wl_path), include_rtl)
+                for d in designs]
+        bar = tqdm(total=len(args), desc="dqt report", unit="design", disable=not progress)
+        if jobs == 1:
+            for a in args:
+                results[a[0]] = evaluate_design(*a)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as ex:
+                futs = {ex.submit(evaluate_design, *a): a[0] for a in args}
+                for f in as_completed(futs):
+                    results[futs[f]] = f.result()
+                    bar.set_postfix_str(futs[f][:28])
+                    bar.update()
+        bar.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    rows = [results[d.name] for d in designs]
+
+    by = {r["name"]: r for r in rows}
+    measured = {}
+    for key, name in (("nested_floor_runtime", "nested_shift_floor_n8"),
+                      ("nested_round", "nested_shift_round_n8"),
+                      ("fp32_dequant_requant", "fp32_requant_n8")):
+        e = (by.get(name) or {}).get("energy_pj_per_mac") or {}
+        vals = [v for v in e.values() if v is not None]
+        measured[key] = sum(vals) / len(vals) if vals else None
+    nets = {"resnet18_cifar10": resnet18_cifar_layers(),
+            "resnet50_imagenet": resnet50_imagenet_layers()}
+    if net is not None:
+        nets = {"digits": artifact_layers(net), **nets}
+    trans = transition_table(nets, measured, n=8)
+    trans["measured_note"] = ("measured per element: nested shifter and fp32 requantizer "
+                              "gate netlists, activity from the workload, averaged over "
+                              "precisions")
+    summary = {
+        "designs": rows,
+        "transition": trans,
+        "accuracy": wl.accuracy if net is not None else {},
+        "headline": _headline(rows),
+        "notes": notes,
+        "provenance": _provenance(lib, artifact, wl, fast, jobs),
+    }
+    summary["provenance"]["elapsed_s"] = round(time.time() - t0, 1)
+    write_outputs(out_dir, summary)
+    return summary

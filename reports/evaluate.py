@@ -1,0 +1,168 @@
+"""Evaluate one design: area, FPGA resources, timing and energy, each step independent.
+
+A step whose tool (or liberty) is missing, or that fails, leaves its fields null and adds a
+note; the other steps still run. Runs in a worker process: everything it needs arrives as
+plain values (design name, liberty path, workload ``.npz`` path) and the workload is read
+with ``allow_pickle=False``.
+"""
+from __future__ import annotations
+
+import json
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from golden.formats import DQTValueError
+
+from .energy_model import per_op_model
+from .tools import ToolError, find_tool, prepare_liberty
+
+__all__ = ["evaluate_design", "save_workload", "load_workload", "empty_result"]
+
+
+def save_workload(wl, path) -> Path:
+    """Write a :class:`~reports.workload.Workload` as ``.npz`` (arrays + a JSON header)."""
+    from .cache import atomic_write_bytes
+    import io
+    arrays = {}
+    for b, s in wl.macs.items():
+        for k in ("x", "w", "first", "last", "K"):
+            arrays[f"mac_{b}_{k}"] = getattr(s, k)
+    for b, r in wl.requant.items():
+        for k, a in r.items():
+            arrays[f"rq_{b}_{k}"] = a
+    head = {"n": wl.n, "bits": wl.bits, "source": wl.source, "seed": wl.seed,
+            "accuracy": wl.accuracy}
+    arrays["header"] = np.array(json.dumps(head))
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_workload(path):
+    from .workload import MacStream, Workload
+    with np.load(path, allow_pickle=False) as z:
+        head = json.loads(str(z["header"]))
+        macs = {b: MacStream(*(z[f"mac_{b}_{k}"] for k in ("x", "w", "first", "last", "K")))
+                for b in head["bits"]}
+        rq = {b: {k: z[f"rq_{b}_{k}"] for k in ("acc", "M", "S")} for b in head["bits"]}
+    return Workload(head["n"], head["bits"], macs, rq, head["source"], head["seed"],
+                    head["accuracy"])
+
+
+def empty_result(d) -> dict:
+    return {"name": d.name, "family": d.family, "n": d.n, "params": d.params,
+            "source": d.source, "unit": d.unit, "note": d.note,
+            "transistors": None, "sky130_um2": None, "sky130_seq_um2": None,
+            "ice40_luts": None, "ecp5_luts": None, "fpga": {},
+            "fmax_mhz_ice40": None, "fmax_mhz_ecp5": None, "sta_critical_path_ns": None,
+            "energy_pj_per_mac": None, "energy_pj_per_mac_model": None,
+            "mean_activity": None, "notes": []}
+
+
+_LIBS = {}
+
+
+def _lib_cells(lib_path):
+    from .gatesim import LibertyCells
+    if lib_path not in _LIBS:
+        _LIBS[lib_path] = LibertyCells(Path(lib_path).read_text())
+    return _LIBS[lib_path]
+
+
+def _step(res, what, fn):
+    try:
+        return fn()
+    except (ToolError, DQTValueError) as e:
+        res["notes"].append(f"{what}: {e}".splitlines()[0][:300])
+    except Exception as e:     # a broken design must not stop the report
+        res["notes"].append(f"{what}: {type(e).__name__}: {e}".splitlines()[0][:300])
+    return None
+
+
+def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=None,
+                    include_rtl: bool = True) -> dict:
+    """All figures of design ``name``; see the module docstring for the failure contract."""
+    from .designs import default_designs
+    from .pnr import place_and_route
+    from .sta import sta_power, sta_timing
+    from .synth import synth
+
+    designs = {d.name: d for d in default_designs(fast, include_rtl)}
+    if name not in designs:
+        raise DQTValueError(f"design {name!r} is not in the design list")
+    d = designs[name]
+    res = empty_result(d)
+    wl = load_workload(workload_path) if workload_path else None
+    if wl is not None and d.family in ("int_mac", "nested_mac", "bitserial_mac", "paper_dot",
+                                       "factored_dot", "requantizer", "fp32_requant",
+                                       "nested_shift"):
+        res["energy_pj_per_mac_model"] = {str(b): per_op_model(d.family, d.n,
+                                                               max(1, b * d.n // wl.n), d.params)
+                                          for b in wl.bits}
+    try:
+        v, top = d.verilog()
+    except Exception as e:
+        res["notes"].append(f"build: {type(e).__name__}: {e}".splitlines()[0][:300])
+        return res
+    has_yosys = find_tool("yosys") is not None
+    if not has_yosys:
+        res["notes"].append("yosys not found: area, FPGA and timing fields are null")
+        return res
+    r = _step(res, "cmos", lambda: synth(v, top, "cmos"))
+    if r:
+        res["transistors"] = r["transistors"]
+    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if fast else \
+        ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_nodsp")
+    for t in targets:
+        r = _step(res, t, lambda t=t: synth(v, top, t))
+        if r:
+            res["fpga"][t] = r["resources"]
+    res["ice40_luts"] = (res["fpga"].get("ice40") or {}).get("lut")
+    res["ecp5_luts"] = (res["fpga"].get("ecp5") or {}).get("lut")
+    for fam in ("ice40", "ecp5"):
+        if find_tool(f"nextpnr-{fam}") is None:
+            res["notes"].append(f"nextpnr-{fam} not found: fmax_mhz_{fam} is null")
+            continue
+        r = _step(res, f"pnr {fam}", lambda fam=fam: place_and_route(v, top, fam))
+        if r:
+            res[f"fmax_mhz_{fam}"] = r["fmax_mhz"]
+    if liberty is None:
+        res["notes"].append("no liberty file: sky130 area, STA and activity-based energy are null")
+        return res
+    s = _step(res, "sky130", lambda: synth(v, top, "sky130", liberty=liberty))
+    if not s:
+        return res
+    res["sky130_um2"] = s["area_um2"]
+    res["sky130_seq_um2"] = s["seq_area_um2"]
+    if find_tool("sta") is None:
+        res["notes"].append("OpenSTA not found: critical path and activity-based energy are null")
+        return res
+    t = _step(res, "sta timing", lambda: sta_timing(s["netlist_v"], top, liberty))
+    if t:
+        res["sta_critical_path_ns"] = t["critical_path_ns"]
+    if d.driver is None or wl is None or d.n != wl.n:
+        if d.driver is not None and wl is not None:
+            res["notes"].append(f"activity energy only at the workload's width n={wl.n}")
+        return res
+
+    def energy():
+        from .gatesim import GateSim, Netlist
+        lib = _lib_cells(str(prepare_liberty(liberty)))
+        sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
+        e, act = {}, {}
+        for b in wl.bits:
+            stim, ops, unit = d.driver(wl, b)
+            sr = sim.run(stim)
+            p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
+            e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles / ops
+            act[str(b)] = sr.mean_activity()
+        return e, act
+
+    r = _step(res, "activity energy", energy)
+    if r:
+        res["energy_pj_per_mac"], res["mean_activity"] = r
+    return res
+
+

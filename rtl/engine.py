@@ -1,0 +1,376 @@
+"""Layer engine: an array of nested dot-product lanes with weight memory, per-layer
+configuration registers, streaming input/output and the requantizer at the output.
+
+The cycle-level protocol is specified in ``docs/rtl.md`` (section "Layer engine"); the
+host-side convention (register values, weight rows, beats, reassembly) is modelled in
+:mod:`golden.engine`, which the tests and the cocotb testbenches share.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
+    check_int, check_n, clamp, nested_shift_comb, overflow_policy, rshift_round_comb, sum_tree
+from golden.engine import CFG, FLAG, EngineGeometry
+
+from .mac import VARIANTS, shift_left_by_bits
+
+__all__ = ["Engine", "CFG", "FLAG"]
+
+class Engine(wiring.Component):
+    """Array of ``lanes`` dot-product lanes, ``pes`` nested MACs each.
+
+    One input vector of K activation codes arrives as ``K_BEATS`` beats of ``pes`` codes
+    (host zero-pads K). The engine buffers it (two banks: the next vector loads while the
+    current one computes) and, for each of ``GROUPS`` output groups, streams its beats
+    against the weight rows of every lane, so each lane computes one output channel::
+
+        acc[c] = bias[c] + sum_k x_b[k] * w_b[c, k] << 2(n - b)     (golden qdense_acc)
+        y[c]   = clamp((acc'[c] * M[c] + 2^(S-1)) >> S, 0, CLIP_HI)  (golden requantize)
+
+    with acc' the declared-width (``ACC_WIDTH``) wrap or saturate result and a per-channel
+    overflow flag. The precision b travels with each vector (``bits`` of its first beat),
+    so consecutive vectors may use different precisions at no cost in cycles.
+    In ADD mode the engine is the residual add (golden ``int_add``): each beat carries
+    ``pes`` code pairs (``x``, ``x2``) and yields ``pes`` results
+    ``clamp(round((M1 x + M2 x2 + M3) / 2^S), 0, 2^n - 1)``.
+
+    Channel c of a group g is lane ``c - g * lanes``; weight row ``g * K_BEATS + j`` of a
+    lane holds the ``pes`` weights of input beat j. Conv2d runs as an im2col stream built by
+    the host; pooling and flatten are host steps.
+
+    Parameters
+    ----------
+    n : int
+        Master width (2..16).
+    lanes : int
+        Output channels computed in parallel (1..64).
+    pes : int
+        Products per lane per cycle = activation codes per input beat (1..64).
+    max_k : int
+        Longest input vector; the input buffer holds ``kb_max = ceil(max_k / pes)`` beats
+        per bank and the accumulator guard bits cover it.
+    max_out : int
+        Most output channels resident at once (``groups_max = ceil(max_out / lanes)``).
+    weight_depth : int
+        Weight rows per lane; ``K_BEATS * GROUPS`` must not exceed it.
+    acc_max : int
+        Widest declared accumulator (bias and the output ``y`` fields have this width).
+    m_bits : int
+        Width of the unsigned per-channel multiplier M.
+    variant : "right" or "msb"
+        MAC organisation (see :class:`rtl.mac.NestedMac`); both are bit-identical.
+    candidates : iterable of int or None
+        Supported precisions (default 1..n); other ``bits`` values mean full precision.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"x": ArrayLayout(unsigned(n), pes),
+        "x2": ArrayLayout(unsigned(n), pes), "bits": bits_width})))
+    o : Out(stream.Signature(StructLayout({"y": ArrayLayout(signed(acc_max), out_lanes),
+        "over": unsigned(lanes), "bits": bits_width, "last": 1})))
+        Dense: one beat per group, ``y[l]`` is channel ``g*lanes + l`` (fields l >= lanes
+        are 0); ``last`` marks the vector's last group. Add: one beat per input beat.
+    cfg_we, cfg_addr, cfg_data : In(1), In(4), In(32)
+        Register write (see :data:`CFG`).
+    w_we, w_addr, w_data : In(1), In(range(weight_depth)), In(ArrayLayout(ArrayLayout(
+        signed(n), pes), lanes))
+        Weight row write: row ``w_addr`` of every lane at once (``w_data[lane][j]``).
+    c_we, c_addr, c_bias, c_m : In(1), In(range(groups_max)), In(ArrayLayout(signed(acc_max),
+        lanes)), In(ArrayLayout(unsigned(m_bits), lanes))
+        Per-channel constants of group ``c_addr``, every lane at once.
+    busy : Out(1)
+        A vector is buffered or in flight; configuration and weights may change only while
+        it is 0.
+    overflow : Out(1)
+        Sticky: any output channel overflowed its declared width since the last CLEAR.
+    """
+
+    def __init__(self, n=8, lanes=4, pes=8, max_k=512, max_out=64, weight_depth=64,
+                 acc_max=32, m_bits=32, variant="right", candidates=None):
+        self._n = check_n(n)
+        self._lanes = check_int("lanes", lanes, 1, 64)
+        self._pes = check_int("pes", pes, 1, 64)
+        self._max_k = check_int("max_k", max_k, 1, 1 << 16)
+        self._max_out = check_int("max_out", max_out, 1, 1 << 12)
+        self._weight_depth = check_int("weight_depth", weight_depth, 1, 1 << 16)
+        self._acc_max = check_int("acc_max", acc_max, 2, 48)
+        self._m_bits = check_int("m_bits", m_bits, 1, 40)
+        self._variant = check_choice("variant", variant, VARIANTS)
+        self._candidates = check_candidates(candidates, self._n)
+        if self.kb_max > self._weight_depth:
+            raise RTLParamError(f"weight_depth={weight_depth} must hold at least one group of "
+                                f"kb_max={self.kb_max} rows (max_k / pes)")
+        n_, P, L = self._n, self._pes, self._lanes
+        bw = bits_width(n_)
+        lay_i = data.StructLayout({"x": data.ArrayLayout(unsigned(n_), P),
+                                   "x2": data.ArrayLayout(unsigned(n_), P),
+                                   "bits": unsigned(bw)})
+        lay_o = data.StructLayout({"y": data.ArrayLayout(signed(self._acc_max), self.out_lanes),
+                                   "over": unsigned(L), "bits": unsigned(bw), "last": 1})
+        super().__init__({
+            "i": In(stream.Signature(lay_i)),
+            "o": Out(stream.Signature(lay_o)),
+            "cfg_we": In(1), "cfg_addr": In(4), "cfg_data": In(32),
+            "w_we": In(1), "w_addr": In(range(max(2, self._weight_depth))),
+            "w_data": In(data.ArrayLayout(data.ArrayLayout(signed(n_), P), L)),
+            "c_we": In(1), "c_addr": In(range(max(2, self.groups_max))),
+            "c_bias": In(data.ArrayLayout(signed(self._acc_max), L)),
+            "c_m": In(data.ArrayLayout(unsigned(self._m_bits), L)),
+            "busy": Out(1), "overflow": Out(1),
+        })
+
+    n = property(lambda self: self._n)
+    lanes = property(lambda self: self._lanes)
+    pes = property(lambda self: self._pes)
+    max_k = property(lambda self: self._max_k)
+    max_out = property(lambda self: self._max_out)
+    weight_depth = property(lambda self: self._weight_depth)
+    acc_max = property(lambda self: self._acc_max)
+    m_bits = property(lambda self: self._m_bits)
+    variant = property(lambda self: self._variant)
+    candidates = property(lambda self: self._candidates)
+    kb_max = property(lambda self: -(-self._max_k // self._pes),
+                      doc="input beats per vector at most (input buffer bank depth)")
+    groups_max = property(lambda self: -(-self._max_out // self._lanes),
+                          doc="output groups resident at once (channel memory depth)")
+    out_lanes = property(lambda self: max(self._lanes, self._pes),
+                         doc="``y`` fields per output beat (lanes in dense, pes in add mode)")
+    exact_width = property(lambda self: max(self._acc_max, 2 * self._n + ceil_log2(self._max_k))
+                           + 1, doc="internal accumulator width (declared width + guard bits)")
+    macs_per_cycle = property(lambda self: self._lanes * self._pes)
+    pipeline_latency = property(lambda self: 6, doc="cycles from issuing a group's last beat "
+                                "to its output beat (dense mode, no back-pressure)")
+    add_latency = property(lambda self: 2, doc="cycles from an accepted add beat to its output")
+    latency = property(lambda self: 6, doc="same as pipeline_latency")
+
+    @property
+    def geometry(self) -> EngineGeometry:
+        """The parameters the host convention (:mod:`golden.engine`) depends on."""
+        return EngineGeometry(self._n, self._lanes, self._pes, self._max_k, self._max_out,
+                              self._weight_depth, self._acc_max, self._m_bits,
+                              None if self._candidates == tuple(range(1, self._n + 1))
+                              else self._candidates)
+
+    def elaborate(self, platform):
+        m = Module()
+        n, P, L = self._n, self._pes, self._lanes
+        E, A = self.exact_width, self._acc_max
+        KB, G = self.kb_max, self.groups_max
+
+        # ------------------------------------------------------------ configuration
+        k_beats = Signal(range(KB + 1), init=1)
+        groups = Signal(range(G + 1), init=1)
+        shift = Signal(6)
+        clip_hi = Signal(n, init=(1 << n) - 1)
+        flags = Signal(4, init=FLAG["REQUANT"])
+        acc_w = Signal(range(A + 1), init=A)
+        add_m = [Signal(signed(32), name=f"add_m{j + 1}") for j in range(3)]
+        clear = Signal()
+        # plain address compares rather than a case statement: no incomplete-case latch
+        for reg, addr in ((k_beats, 0), (groups, 1), (shift, 2), (clip_hi, 3), (flags, 4),
+                          (acc_w, 5), (add_m[0], 6), (add_m[1], 7), (add_m[2], 8)):
+            with m.If(self.cfg_we & (self.cfg_addr == addr)):
+                m.d.sync += reg.eq(self.cfg_data)
+        m.d.comb += clear.eq(self.cfg_we & (self.cfg_addr == CFG["CLEAR"]))
+        f_requant, f_sat, f_round, f_add = flags[0], flags[1], flags[2], flags[3]
+
+        # ------------------------------------------------------------ memories
+        # one memory row = one weight row for every lane (a single wide write per row)
+        wmem = Memory(shape=data.ArrayLayout(data.ArrayLayout(signed(n), P), L),
+                      depth=self._weight_depth, init=[])
+        m.submodules.wmem = wmem
+        wwp = wmem.write_port()
+        wrp = wmem.read_port()
+        m.d.comb += [wwp.addr.eq(self.w_addr), wwp.data.eq(self.w_data), wwp.en.eq(self.w_we)]
+        chan_shape = data.StructLayout({"bias": data.ArrayLayout(signed(A), L),
+                                        "m": data.ArrayLayout(unsigned(self._m_bits), L)})
+        cmem = Memory(shape=chan_shape, depth=max(2, G), init=[])
+        m.submodules.cmem = cmem
+        cwp = cmem.write_port()
+        crp = cmem.read_port()
+        m.d.comb += [cwp.addr.eq(self.c_addr), cwp.data.bias.eq(self.c_bias),
+                     cwp.data.m.eq(self.c_m), cwp.en.eq(self.c_we)]
+        ibuf = Memory(shape=data.ArrayLayout(unsigned(n), P), depth=2 * KB, init=[])
+        m.submodules.ibuf = ibuf
+        iwp = ibuf.write_port()
+        irp = ibuf.read_port()
+
+        # global stall: every pipeline register and read port advances together
+        adv = Signal()
+        m.d.comb += adv.eq(~self.o.valid | self.o.ready)
+        for rp in (wrp, crp, irp):
+            m.d.comb += rp.en.eq(adv)
+
+        # ------------------------------------------------------------ loader (dense)
+        wr_bank = Signal()
+        wr_beat = Signal(range(KB))
+        full = [Signal(name=f"bank{b}_full") for b in range(2)]
+        bank_bits = [Signal(bits_width(n), name=f"bank{b}_bits") for b in range(2)]
+        wr_full = Mux(wr_bank, full[1], full[0])
+        load_ok = ~f_add & ~wr_full
+        load = self.i.valid & load_ok
+        m.d.comb += [iwp.addr.eq((wr_bank * KB) + wr_beat), iwp.data.eq(self.i.payload.x),
+                     iwp.en.eq(load)]
+        load_done = Signal()
+        with m.If(load):
+            with m.If(wr_beat == 0):
+                for b in range(2):
+                    with m.If(wr_bank == b):
+                        m.d.sync += bank_bits[b].eq(self.i.payload.bits)
+            with m.If(wr_beat == k_beats - 1):
+                m.d.comb += load_done.eq(1)
+                m.d.sync += [wr_beat.eq(0), wr_bank.eq(~wr_bank)]
+            with m.Else():
+                m.d.sync += wr_beat.eq(wr_beat + 1)
+
+        # ------------------------------------------------------------ sequencer (S0)
+        rd_bank = Signal()
+        sq_beat = Signal(range(KB))
+        sq_group = Signal(range(max(2, G)))
+        sq_addr = Signal(range(self._weight_depth))
+        rd_full = Mux(rd_bank, full[1], full[0])
+        issue = Signal()
+        m.d.comb += issue.eq(adv & rd_full & ~f_add)
+        release = Signal()
+        s_first = sq_beat == 0
+        s_last = sq_beat == k_beats - 1
+        s_lastg = sq_group == groups - 1
+        m.d.comb += irp.addr.eq((rd_bank * KB) + sq_beat)
+        m.d.comb += wrp.addr.eq(sq_addr)
+        with m.If(issue):
+            with m.If(s_last):
+                m.d.sync += sq_beat.eq(0)
+                with m.If(s_lastg):
+                    m.d.comb += release.eq(1)
+                    m.d.sync += [sq_group.eq(0), sq_addr.eq(0), rd_bank.eq(~rd_bank)]
+                with m.Else():
+                    m.d.sync += [sq_group.eq(sq_group + 1), sq_addr.eq(sq_addr + 1)]
+            with m.Else():
+                m.d.sync += [sq_beat.eq(sq_beat + 1), sq_addr.eq(sq_addr + 1)]
+        for b in range(2):
+            with m.If(load_done & (wr_bank == b)):
+                m.d.sync += full[b].eq(1)
+            with m.If(release & (rd_bank == b)):
+                m.d.sync += full[b].eq(0)
+
+        # ------------------------------------------------------------ S1: operands read
+        v1, first1, last1, lastg1 = Signal(), Signal(), Signal(), Signal()
+        g1 = Signal.like(sq_group)
+        bits1 = Signal(bits_width(n))
+        with m.If(adv):
+            m.d.sync += [v1.eq(issue), first1.eq(s_first), last1.eq(s_last),
+                         lastg1.eq(s_lastg), g1.eq(sq_group),
+                         bits1.eq(Mux(rd_bank, bank_bits[1], bank_bits[0]))]
+        m.d.comb += crp.addr.eq(g1)
+
+        # nested shift of the shared activation row once, then every lane's products
+        xr, xm = [], []
+        for j in range(P):
+            r_, m_ = nested_shift_comb(m, irp.data[j], n, bits1, f_round, False,
+                                       self._candidates, name=f"x{j}")
+            xr.append(r_)
+            xm.append(m_)
+        beat2 = [Signal(signed(E), name=f"beat{lane}") for lane in range(L)]
+        v2, first2, last2, lastg2 = Signal(), Signal(), Signal(), Signal()
+        bits2 = Signal.like(bits1)
+        for lane in range(L):
+            prods = []
+            for j in range(P):
+                wr_, wm_ = nested_shift_comb(m, wrp.data[lane][j], n, bits1, f_round, True,
+                                             self._candidates, name=f"w{lane}_{j}")
+                prods.append(xr[j] * wr_ if self._variant == "right" else xm[j] * wm_)
+            s = sum_tree(prods)
+            if self._variant == "right":
+                s = shift_left_by_bits(m, s, n, bits1, self._candidates, 2, E, f"bsh{lane}")
+            with m.If(adv):
+                m.d.sync += beat2[lane].eq(s)
+        with m.If(adv):
+            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), lastg2.eq(lastg1),
+                         bits2.eq(bits1)]
+
+        # ------------------------------------------------------------ S2: accumulate
+        v3, lastg3 = Signal(), Signal()
+        bits3 = Signal.like(bits1)
+        ex3 = [Signal(signed(E), name=f"exact{lane}") for lane in range(L)]
+        m3 = [Signal(unsigned(self._m_bits), name=f"m3_{lane}") for lane in range(L)]
+        for lane in range(L):
+            acc = Signal(signed(E), name=f"acc{lane}")
+            new = Signal(signed(E), name=f"acc_new{lane}")
+            m.d.comb += new.eq(Mux(first2, crp.data.bias[lane], acc) + beat2[lane])
+            with m.If(adv & v2):
+                m.d.sync += acc.eq(new)
+                with m.If(last2):
+                    m.d.sync += [ex3[lane].eq(new), m3[lane].eq(crp.data.m[lane])]
+        with m.If(adv):
+            m.d.sync += [v3.eq(v2 & last2), lastg3.eq(lastg2), bits3.eq(bits2)]
+
+        # ------------------------------------------------------------ S3: overflow policy
+        v4, lastg4 = Signal(), Signal()
+        bits4 = Signal.like(bits1)
+        val4 = [Signal(signed(A), name=f"val{lane}") for lane in range(L)]
+        m4 = [Signal(unsigned(self._m_bits), name=f"m4_{lane}") for lane in range(L)]
+        over4 = Signal(L)
+        for lane in range(L):
+            val, over = overflow_policy(m, ex3[lane], acc_w, f_sat, name=f"pol{lane}")
+            with m.If(adv):
+                m.d.sync += [val4[lane].eq(val), over4[lane].eq(over), m4[lane].eq(m3[lane])]
+        with m.If(adv):
+            m.d.sync += [v4.eq(v3), lastg4.eq(lastg3), bits4.eq(bits3)]
+
+        # ------------------------------------------------------------ S4: multiply by M
+        v5, lastg5 = Signal(), Signal()
+        bits5 = Signal.like(bits1)
+        over5 = Signal(L)
+        prod5 = [Signal(signed(A + self._m_bits + 1), name=f"prod{lane}") for lane in range(L)]
+        val5 = [Signal(signed(A), name=f"val5_{lane}") for lane in range(L)]
+        with m.If(adv):
+            m.d.sync += [v5.eq(v4), lastg5.eq(lastg4), bits5.eq(bits4), over5.eq(over4)]
+            for lane in range(L):
+                m.d.sync += [prod5[lane].eq(val4[lane] * m4[lane]), val5[lane].eq(val4[lane])]
+
+        # ------------------------------------------------------------ add mode (2 stages)
+        add_take = self.i.valid & adv & f_add
+        a_beat = Signal(range(KB))
+        with m.If(add_take):
+            m.d.sync += a_beat.eq(Mux(a_beat == k_beats - 1, 0, a_beat + 1))
+        av1, alast1 = Signal(), Signal()
+        abits1 = Signal(bits_width(n))
+        t1 = [Signal(signed(32 + n + 3), name=f"add_t{j}") for j in range(P)]
+        with m.If(adv):
+            m.d.sync += [av1.eq(add_take), alast1.eq(a_beat == k_beats - 1),
+                         abits1.eq(self.i.payload.bits)]
+            for j in range(P):
+                m.d.sync += t1[j].eq(add_m[0] * self.i.payload.x[j] + add_m[1] * self.i.payload.x2[j]
+                                     + add_m[2])
+
+        # ------------------------------------------------------------ S5: output register
+        m.d.comb += self.i.ready.eq(Mux(f_add, adv, load_ok))
+        p = self.o.payload
+        add_y = [clamp(m, rshift_round_comb(t1[j], shift), 0, (1 << n) - 1, f"add_y{j}")
+                 for j in range(P)]
+        req_y = [clamp(m, rshift_round_comb(prod5[j], shift), 0, clip_hi, f"req_y{j}")
+                 for j in range(L)]
+        with m.If(adv):
+            m.d.sync += self.o.valid.eq(v5 | av1)
+            with m.If(av1):
+                m.d.sync += [p.bits.eq(abits1), p.last.eq(alast1), p.over.eq(0)]
+                for j in range(self.out_lanes):
+                    m.d.sync += p.y[j].eq(add_y[j] if j < P else 0)
+            with m.Else():
+                m.d.sync += [p.bits.eq(bits5), p.last.eq(lastg5), p.over.eq(over5)]
+                for j in range(self.out_lanes):
+                    m.d.sync += p.y[j].eq(Mux(f_requant, req_y[j], val5[j]) if j < L else 0)
+
+        sticky = Signal()
+        with m.If(self.o.valid & (p.over != 0)):
+            m.d.sync += sticky.eq(1)
+        with m.Elif(clear):
+            m.d.sync += sticky.eq(0)
+        m.d.comb += [self.overflow.eq(sticky),
+                     self.busy.eq(full[0] | full[1] | (wr_beat != 0) | v1 | v2 | v3 | v4 | v5
+                                  | av1 | self.o.valid)]
+        return m

@@ -1,0 +1,116 @@
+# amaranth: UnusedElaboratable=no
+"""``dqt rtl generate``: manifest contents, determinism, config validation, and (marked
+``tools``) Verilator -Wall lint plus Yosys synth of every generated file."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dqt.cli import main as dqt_main
+from golden.formats import DQTValueError
+from rtl import registry
+from rtl.generate import generate, instances_from_config, port_table
+
+# a reduced engine keeps these tests quick; the defaults are covered by the tools test
+_SMALL_ENGINE = {"name": "engine", "component": "engine",
+                 "params": {"max_k": 64, "max_out": 8, "weight_depth": 16}}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rtl") / "out"
+    man = generate(out, {"include_defaults": True, "instances": [_SMALL_ENGINE]})
+    return out, man
+
+
+def test_manifest_lists_every_component(generated):
+    out, man = generated
+    comps = {m["component"] for m in man["modules"]}
+    assert comps == set(registry.REGISTRY)
+    names = [m["name"] for m in man["modules"]]
+    assert "nested_mac_msb" in names and "nested_shift_round_signed" in names
+    for m in man["modules"]:
+        text = (out / m["file"]).read_text()
+        assert f"module {m['top']}(" in text
+        assert m["latency"] is not None and m["clock_reset"]
+        dirs = {p["name"]: p["dir"] for p in m["ports"]}
+        assert dirs["clk"] == "input" and dirs["i__valid"] == "input"
+        assert dirs["o__valid"] == "output" and dirs["i__ready"] == "output"
+        for p in m["ports"]:   # every port of the manifest is declared with its width
+            decl = f"[{p['width'] - 1}:0] {p['name']};" if p["width"] > 1 else f" {p['name']};"
+            assert f"{p['dir']} {decl}".replace("  ", " ") in text.replace("  ", " "), p
+    disk = json.loads((out / "manifest.json").read_text())
+    assert disk == man
+
+
+def test_payload_fields_are_described(generated):
+    _, man = generated
+    mac = next(m for m in man["modules"] if m["name"] == "nested_mac")
+    payload = next(p for p in mac["ports"] if p["name"] == "i__payload")
+    f = {x["name"]: x for x in payload["fields"]}
+    assert f["x"]["count"] == 8 and f["x"]["elem_width"] == 8 and not f["x"]["signed"]
+    assert f["w"]["signed"] and f["w"]["offset"] == 64
+    assert sum(x["width"] for x in payload["fields"]) == payload["width"]
+
+
+def test_generate_is_deterministic(tmp_path):
+    cfg = {"include_defaults": False,
+           "instances": [{"name": "mac", "component": "nested_mac", "params": {"pes": 2}},
+                         {"name": "shift", "component": "nested_shift"}]}
+    a = generate(tmp_path / "a", cfg)
+    b = generate(tmp_path / "b", cfg)
+    assert a == b
+    for m in a["modules"]:
+        assert (tmp_path / "a" / m["file"]).read_bytes() == (tmp_path / "b" / m["file"]).read_bytes()
+    assert (tmp_path / "a" / "manifest.json").read_bytes() == \
+        (tmp_path / "b" / "manifest.json").read_bytes()
+
+
+@pytest.mark.parametrize("cfg,msg", [
+    ({"instances": [{"component": "nested_mac", "params": {"pes": 0}}]}, "pes=0 is outside"),
+    ({"instances": [{"component": "mac"}]}, "component='mac' is not one of"),
+    ({"instances": [{"component": "nested_mac", "params": {"lanes": 2}}]}, "unknown parameter"),
+    ({"instances": [{"component": "nested_shift", "name": "Bad-Name"}]}, "must match"),
+    ({"colour": 1}, "unknown key"),
+    ({"include_defaults": False}, "selects no instance"),
+])
+def test_config_errors(tmp_path, cfg, msg):
+    with pytest.raises(DQTValueError, match=msg):
+        generate(tmp_path / "x", cfg)
+    assert not (tmp_path / "x").exists()   # nothing half-written
+
+
+def test_cli_generate_and_bad_config(tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"include_defaults": False,
+                               "instances": [{"name": "acc", "component": "accumulate"}]}))
+    assert dqt_main(["rtl", "generate", "--out", str(tmp_path / "o"), "--config", str(cfg),
+                     "--quiet"]) == 0
+    assert (tmp_path / "o" / "dqt_acc.v").exists()
+    cfg.write_text("{not json")
+    assert dqt_main(["rtl", "generate", "--out", str(tmp_path / "p"), "--config", str(cfg)]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_registry_build_and_port_table():
+    comp = registry.build("requantize", {"acc_width": 20})
+    assert comp.acc_width == 20 and comp.latency == 3
+    names = [p["name"] for p in port_table(comp)]
+    assert names[:2] == ["clk", "rst"] and "o__payload" in names
+    assert len(instances_from_config(None)) == len(registry.DEFAULT_INSTANCES)
+
+
+@pytest.mark.tools
+def test_lint_and_yosys_synth_every_default_file(tmp_path):
+    """Verilator --lint-only -Wall (documented waivers only) and Yosys ``synth`` of the
+    default output, every file, the engine at its default size included."""
+    from rtl.lint import check_dir, verilator_path
+    if verilator_path() is None:
+        pytest.skip("verilator is not installed")
+    generate(tmp_path / "v")
+    res = check_dir(tmp_path / "v", log_dir=tmp_path / "logs")
+    bad = {k: v["lint_output"][-2000:] for k, v in res.items() if k != "_yosys" and not v["lint"]}
+    assert not bad, bad
+    assert res["_yosys"]["ok"], res["_yosys"]["log"][-3000:]
