@@ -38,7 +38,7 @@ CFG = {
     "CLIP_HI": 3,    # upper clamp code of the requantizer (2^n - 1: none)
     "FLAGS": 4,      # FLAG bits
     "ACC_WIDTH": 5,  # declared accumulator width W, 2..acc_max
-    "ADD_M1": 6,     # residual-add constants, signed 32-bit
+    "ADD_M1": 6,     # residual-add constants, signed add_bits (low bits of the word)
     "ADD_M2": 7,
     "ADD_M3": 8,
     "CLEAR": 9,      # any write clears the sticky overflow flag
@@ -57,14 +57,15 @@ class EngineGeometry:
     """Elaboration parameters of an engine that the host convention depends on."""
 
     n: int = 8
-    lanes: int = 4
+    lanes: int = 2
     pes: int = 8
     max_k: int = 512
     max_out: int = 64
     weight_depth: int = 64
     acc_max: int = 32
-    m_bits: int = 32
+    m_bits: int = 31
     candidates: tuple | None = None
+    add_bits: int = 32
 
     @property
     def kb_max(self) -> int:
@@ -239,10 +240,14 @@ def plan_add(geom: EngineGeometry, c: AddConstants, K: int) -> list[tuple]:
     if c.out != IntFormat(geom.n, False):
         raise DQTValueError(f"the engine's add writes unsigned {geom.n}-bit codes, "
                             f"constants target {c.out}")
+    lim = 1 << (geom.add_bits - 1)
     for name in ("M1", "M2", "M3"):
         v = getattr(c, name)
-        if not -(1 << 31) <= v < (1 << 31):
-            raise DQTValueError(f"add constant {name}={v} is outside the signed 32-bit range")
+        if not -lim <= v < lim:
+            raise DQTValueError(f"add constant {name}={v} is outside the signed "
+                                f"{geom.add_bits}-bit range [{-lim}, {lim - 1}] (add_bits)")
+    if not 0 <= c.S <= 62:
+        raise DQTValueError(f"add shift S={c.S} is outside [0, 62]")
     return [(CFG["FLAGS"], FLAG["ADD"]), (CFG["SHIFT"], c.S), (CFG["K_BEATS"], geom.k_beats(K)),
             (CFG["ADD_M1"], _u32(c.M1)), (CFG["ADD_M2"], _u32(c.M2)),
             (CFG["ADD_M3"], _u32(c.M3))]

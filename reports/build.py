@@ -90,7 +90,7 @@ def _headline(designs):
 
 
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
-                 include_rtl: bool = True, progress: bool = True) -> dict:
+                 include_rtl: bool = True, progress: bool = True, designs=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
 
     Parameters
@@ -107,6 +107,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         n = 8 designs only, no Xilinx runs, a shorter workload.
     jobs : int
         Worker processes for the per-design runs.
+    designs : list of str or None
+        Restrict the run to these design names (default: the whole list).
     """
     from tqdm import tqdm
 
@@ -136,7 +138,14 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     t0 = time.time()
     wl = build_workload(net, cycles=64 if fast else 128, lanes=64 if fast else 128,
                         seed=WORKLOAD_SEED)
+    only = designs
     designs = default_designs(fast, include_rtl)
+    if only is not None:
+        known = {d.name for d in designs}
+        bad = [n for n in only if n not in known]
+        if bad:
+            raise DQTValueError(f"unknown design(s) {bad}; known: {sorted(known)}")
+        designs = [d for d in designs if d.name in set(only)]
     scratch = Path(tempfile.mkdtemp(prefix="report-", dir=cache_dir()))
     try:
         wl_path = save_workload(wl, scratch / "workload.npz")

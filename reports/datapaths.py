@@ -284,7 +284,8 @@ class FactoredDot(wiring.Component):
 
     The correction multipliers switch once per output (every K elements) while the three
     accumulators switch every element: that is the cost the reports compare with
-    :class:`PaperDot`.
+    :class:`PaperDot`. Latency: ``y`` holds the result from 3 cycles after the ``done``
+    element was presented.
     """
 
     def __init__(self, n: int = 8, m_bits: int = 16, S: int = 16):
@@ -314,7 +315,10 @@ class FactoredDot(wiring.Component):
         sw = Signal(signed(n + (ACC_K - 1).bit_length()))
         m.d.sync += [sxw.eq(Mux(clr, 0, sxw) + x * w), sx.eq(Mux(clr, 0, sx) + x),
                      sw.eq(Mux(clr, 0, sw) + w)]
-        with m.If(done):
+        # ``done`` arrives with the last element, which reaches the sums one cycle later.
+        done2 = Signal()
+        m.d.sync += done2.eq(done)
+        with m.If(done2):
             t = self.m1 * sxw + self.m2 * sx + self.m3 * sw + self.k4
             m.d.sync += self.y.eq(_round_shift(t, self.S))
         return m
@@ -359,7 +363,8 @@ class Fp32Requant(wiring.Component):
     """The float baseline DQT removes (golden ``fp32_requant``): int32 -> fp32 (round to
     nearest even), fp32 multiply by a positive normal fp32 scale (RNE), fp32 -> int (RNE),
     clamp to the unsigned n-bit output range. Bit-exact with numpy float32; denormal
-    products are not modelled (they round to 0 in the clamp anyway). Latency 3 cycles.
+    products are not modelled (they round to 0 in the clamp anyway). Latency 4 cycles
+    (input register, three stage registers).
 
     Members
     -------

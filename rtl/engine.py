@@ -65,6 +65,8 @@ class Engine(wiring.Component):
         MAC organisation (see :class:`rtl.mac.NestedMac`); both are bit-identical.
     candidates : iterable of int or None
         Supported precisions (default 1..n); other ``bits`` values mean full precision.
+    add_bits : int
+        Signed width of the residual-add constants M1..M3 (the low bits of the register).
 
     Members
     -------
@@ -89,8 +91,8 @@ class Engine(wiring.Component):
         Sticky: any output channel overflowed its declared width since the last CLEAR.
     """
 
-    def __init__(self, n=8, lanes=4, pes=8, max_k=512, max_out=64, weight_depth=64,
-                 acc_max=32, m_bits=32, variant="right", candidates=None):
+    def __init__(self, n=8, lanes=2, pes=8, max_k=512, max_out=64, weight_depth=64,
+                 acc_max=32, m_bits=31, variant="right", candidates=None, add_bits=32):
         self._n = check_n(n)
         self._lanes = check_int("lanes", lanes, 1, 64)
         self._pes = check_int("pes", pes, 1, 64)
@@ -99,6 +101,7 @@ class Engine(wiring.Component):
         self._weight_depth = check_int("weight_depth", weight_depth, 1, 1 << 16)
         self._acc_max = check_int("acc_max", acc_max, 2, 48)
         self._m_bits = check_int("m_bits", m_bits, 1, 40)
+        self._add_bits = check_int("add_bits", add_bits, 2, 32)
         self._variant = check_choice("variant", variant, VARIANTS)
         self._candidates = check_candidates(candidates, self._n)
         if self.kb_max > self._weight_depth:
@@ -131,6 +134,7 @@ class Engine(wiring.Component):
     weight_depth = property(lambda self: self._weight_depth)
     acc_max = property(lambda self: self._acc_max)
     m_bits = property(lambda self: self._m_bits)
+    add_bits = property(lambda self: self._add_bits, doc="signed width of ADD_M1..ADD_M3")
     variant = property(lambda self: self._variant)
     candidates = property(lambda self: self._candidates)
     kb_max = property(lambda self: -(-self._max_k // self._pes),
@@ -153,7 +157,7 @@ class Engine(wiring.Component):
         return EngineGeometry(self._n, self._lanes, self._pes, self._max_k, self._max_out,
                               self._weight_depth, self._acc_max, self._m_bits,
                               None if self._candidates == tuple(range(1, self._n + 1))
-                              else self._candidates)
+                              else self._candidates, self._add_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -168,7 +172,7 @@ class Engine(wiring.Component):
         clip_hi = Signal(n, init=(1 << n) - 1)
         flags = Signal(4, init=FLAG["REQUANT"])
         acc_w = Signal(range(A + 1), init=A)
-        add_m = [Signal(signed(32), name=f"add_m{j + 1}") for j in range(3)]
+        add_m = [Signal(signed(self._add_bits), name=f"add_m{j + 1}") for j in range(3)]
         clear = Signal()
         # plain address compares rather than a case statement: no incomplete-case latch
         for reg, addr in ((k_beats, 0), (groups, 1), (shift, 2), (clip_hi, 3), (flags, 4),
@@ -339,7 +343,7 @@ class Engine(wiring.Component):
             m.d.sync += a_beat.eq(Mux(a_beat == k_beats - 1, 0, a_beat + 1))
         av1, alast1 = Signal(), Signal()
         abits1 = Signal(bits_width(n))
-        t1 = [Signal(signed(32 + n + 3), name=f"add_t{j}") for j in range(P)]
+        t1 = [Signal(signed(self._add_bits + n + 3), name=f"add_t{j}") for j in range(P)]
         with m.If(adv):
             m.d.sync += [av1.eq(add_take), alast1.eq(a_beat == k_beats - 1),
                          abits1.eq(self.i.payload.bits)]

@@ -14,6 +14,7 @@ each becomes ``dqt_<name>.v`` holding top module ``dqt_<name>``.
 """
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import json
@@ -52,6 +53,8 @@ def _jsonable(v):
         d = {k: getattr(v, k) for k in ("M1", "M2", "M3", "M4", "S", "m_bits") if hasattr(v, k)}
         d["out"] = _jsonable(v.out)
         return d
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _jsonable(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, (tuple, list)):
         return [_jsonable(x) for x in v]
     if isinstance(v, dict):
@@ -81,10 +84,10 @@ def port_table(comp: wiring.Component) -> list[dict]:
     """Verilog ports of a component (name, direction, width, signedness, payload fields)."""
     ports = [{"name": "clk", "dir": "input", "width": 1, "signed": False},
              {"name": "rst", "dir": "input", "width": 1, "signed": False}]
-    for path, flow, value in comp.signature.flatten(comp):
+    for path, member, value in comp.signature.flatten(comp):
         name = "__".join(str(p) for p in path)
         v = Value.cast(value)
-        entry = {"name": name, "dir": "input" if flow == wiring.In else "output",
+        entry = {"name": name, "dir": "input" if member.flow == wiring.In else "output",
                  "width": len(v), "signed": v.shape().signed}
         if isinstance(value, data.View):
             lay = data.Layout.cast(value.shape())

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Registry of the RTL components: name -> constructor, default parameters, golden function.
 
 Parameters are plain JSON values so the same dictionaries serve the ``--config`` file, the
@@ -135,8 +136,9 @@ REGISTRY: dict[str, ComponentSpec] = {
         "golden.ops.fp32_requant", "3 cycles, one value per cycle"),
     "engine": ComponentSpec(
         "rtl.engine:Engine",
-        {"n": 8, "lanes": 4, "pes": 8, "max_k": 512, "max_out": 64, "weight_depth": 64, "acc_max": 32,
-         "m_bits": 32, "variant": "right", "candidates": None},
+        {"n": 8, "lanes": 2, "pes": 8, "max_k": 512, "max_out": 64, "weight_depth": 64,
+         "acc_max": 32, "m_bits": 31, "variant": "right", "candidates": [2, 4, 6, 8],
+         "add_bits": 32},
         "golden.layers.qdense / golden.ops.int_add (see golden.engine)",
         "see docs/rtl.md: per vector ceil(K/pes) input beats, ceil(O/lanes)*ceil(K/pes) "
         "compute cycles, pipeline latency Engine.pipeline_latency"),

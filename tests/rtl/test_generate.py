@@ -68,7 +68,8 @@ def test_generate_is_deterministic(tmp_path):
 
 
 @pytest.mark.parametrize("cfg,msg", [
-    ({"instances": [{"component": "nested_mac", "params": {"pes": 0}}]}, "pes=0 is outside"),
+    ({"include_defaults": False,
+      "instances": [{"component": "nested_mac", "params": {"pes": 0}}]}, "pes=0 is outside"),
     ({"instances": [{"component": "mac"}]}, "component='mac' is not one of"),
     ({"instances": [{"component": "nested_mac", "params": {"lanes": 2}}]}, "unknown parameter"),
     ({"instances": [{"component": "nested_shift", "name": "Bad-Name"}]}, "must match"),

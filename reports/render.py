@@ -1,0 +1,306 @@
+"""Report outputs: summary.json, report.md, index.html (plots embedded as base64) and PNGs.
+
+Everything is written into a temporary sibling directory that replaces ``out_dir`` in one
+rename, so a failed run never leaves a half-written report.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["write_outputs", "PLOTS", "markdown"]
+
+PLOTS = ("area_vs_width.png", "energy_vs_precision.png", "accuracy_vs_bitops.png",
+         "transition_cost.png")
+
+
+def _fmt(v, nd=3):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def _plot_area(designs, path):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fams = {}
+    for d in designs:
+        if d["source"] != "proxy" or d["family"] in ("paper_dot", "factored_dot", "requantizer",
+                                                     "fp32_requant", "nested_shift"):
+            continue
+        label = d["family"] + ("" if d["family"] != "nested_mac" else
+                               f" {d['params']['mode']}/{d['params']['variant']}")
+        fams.setdefault(label, []).append(d)
+    for ax, key, ylabel in ((axes[0], "sky130_um2", "sky130 HD area (µm²)"),
+                            (axes[1], "transistors", "transistors (Yosys stat -tech cmos)")):
+        for label, ds in sorted(fams.items()):
+            pts = sorted((d["n"], d[key]) for d in ds if d[key] is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label)
+        ax.set_xlabel("master width n (bits)")
+        ax.set_ylabel(ylabel)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks([4, 8, 16], ["4", "8", "16"])
+        ax.grid(True, alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle("Area vs width per design")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_energy(designs, path):
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for d in designs:
+        e = d.get("energy_pj_per_mac")
+        if not e or d["unit"] != "MAC":
+            continue
+        bs = sorted(int(b) for b in e)
+        line, = ax.plot(bs, [e[str(b)] for b in bs], "o-", label=d["name"])
+        em = d.get("energy_pj_per_mac_model") or {}
+        if em:
+            ax.plot(bs, [em.get(str(b)) for b in bs], "--", color=line.get_color(), alpha=0.5)
+    ax.set_xlabel("run-time precision b (bits)")
+    ax.set_ylabel("energy per MAC (pJ)")
+    ax.set_title("Energy per MAC vs precision (solid: sky130 activity-based; dashed: 45 nm model)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_accuracy(acc, path):
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    if acc:
+        for mode, v in sorted(acc.items()):
+            ax.plot(v["bitops_per_image"], 100 * v["accuracy"],
+                    "s" if mode == "dynamic" else "o", markersize=8, label=mode)
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no artifact: accuracy not available", ha="center", transform=ax.transAxes)
+    ax.set_xlabel("BitOPs per image (sum of MACs x b x b)")
+    ax.set_ylabel("held-out accuracy (%)")
+    ax.set_title("Accuracy vs BitOPs (golden model, digits)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_transition(trans, path):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4))
+    pe = trans["per_element"]
+    methods = list(pe["model_pj"])
+    x = range(len(methods))
+    axes[0].bar([i - 0.2 for i in x], [pe["model_pj"][m] for m in methods], 0.4, label="45 nm model")
+    meas = [pe["measured_pj"].get(m) for m in methods]
+    axes[0].bar([i + 0.2 for i in x], [v if v is not None else 0 for v in meas], 0.4,
+                label="sky130 activity-based")
+    axes[0].set_xticks(list(x), [m.replace("_", "\n") for m in methods], fontsize=7)
+    axes[0].set_ylabel("pJ per element")
+    axes[0].set_title("Per element, per design")
+    axes[0].legend(fontsize=8)
+    nets = trans["networks"]
+    names = list(nets)
+    conv = "weights+activations"
+    shifts = [nets[n]["all_layers"][conv]["shifts"] for n in names]
+    fops = [nets[n]["all_layers"][conv]["fp_ops"] for n in names]
+    xi = range(len(names))
+    axes[1].bar([i - 0.2 for i in xi], shifts, 0.4, label="nested shifts")
+    axes[1].bar([i + 0.2 for i in xi], fops, 0.4, label="fp32 ops (dequant + requant)")
+    axes[1].set_yscale("log")
+    axes[1].set_xticks(list(xi), names)
+    axes[1].set_ylabel("operations per transition")
+    axes[1].set_title(f"Per network ({conv}, per inference after a switch)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _table(headers, rows):
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(v) for v in r) + " |")
+    return "\n".join(out)
+
+
+def markdown(summary: dict) -> str:
+    """The report as Markdown (the HTML page renders the same tables)."""
+    s = summary
+    lines = ["# DQT silicon-cost report", ""]
+    for n in s.get("notes", []):
+        lines.append(f"> note: {n}")
+    lines += ["", "## Headline (n = 8)", "",
+              "Energy: activity-based on sky130 HD (gate-level simulation of the mapped netlist "
+              "with the network's own vectors, OpenSTA report_power), per MAC (per output value "
+              "for the requantizers); model: Horowitz 45 nm per-operation figures.", ""]
+    lines.append(_table(["design", "unit", "sky130 µm²", "iCE40 LUT", "pJ @8b", "pJ @4b", "pJ @2b",
+                         "model @8b", "model @4b", "model @2b"],
+                        [[h["name"], h["unit"], h["sky130_um2"], h["ice40_luts"], h["pj_8b"],
+                          h["pj_4b"], h["pj_2b"], h["model_pj_8b"], h["model_pj_4b"],
+                          h["model_pj_2b"]] for h in s["headline"]]))
+    lines += ["", "## All designs", ""]
+    rows = []
+    for d in s["designs"]:
+        e = d.get("energy_pj_per_mac") or {}
+        em = d.get("energy_pj_per_mac_model") or {}
+        ratio = None
+        if e.get("8") and em.get("8"):
+            ratio = e["8"] / em["8"]
+        rows.append([d["name"], d["source"], d["transistors"], d["sky130_um2"], d["ice40_luts"],
+                     (d["fpga"].get("ice40_nodsp") or {}).get("lut"), d["ecp5_luts"],
+                     (d["fpga"].get("xilinx") or {}).get("lut"), d["fmax_mhz_ice40"],
+                     d["fmax_mhz_ecp5"], d["sta_critical_path_ns"], e.get("8"), em.get("8"), ratio])
+    lines.append(_table(["design", "src", "transistors", "sky130 µm²", "iCE40 LUT (DSP)",
+                         "iCE40 LUT (no DSP)", "ECP5 LUT", "Xilinx LUT", "Fmax iCE40 MHz",
+                         "Fmax ECP5 MHz", "STA path ns", "pJ/op @8b", "model @8b",
+                         "measured/model"], rows))
+    lines += ["", "### Energy per operation by precision (activity-based | model)", ""]
+    bits = sorted({int(b) for d in s["designs"] for b in (d.get("energy_pj_per_mac") or {})})
+    erows = []
+    for d in s["designs"]:
+        e = d.get("energy_pj_per_mac")
+        if not e:
+            continue
+        em = d.get("energy_pj_per_mac_model") or {}
+        erows.append([d["name"], d["unit"]] + [f"{_fmt(e.get(str(b)))} | {_fmt(em.get(str(b)))}"
+                                               for b in bits]
+                     + [_fmt((d.get("mean_activity") or {}).get(str(bits[-1])) if bits else None)])
+    lines.append(_table(["design", "unit"] + [f"{b} bits" for b in bits]
+                        + ["net activity @max b"], erows))
+    lines += ["", "## Transition cost", ""]
+    t = s["transition"]
+    pe = t["per_element"]
+    lines.append(_table(["method", "ops per element", "model pJ", "measured pJ"],
+                        [[m, "1 shift" if m.startswith("nested") else "2 fp ops",
+                          pe["model_pj"][m], pe["measured_pj"].get(m)] for m in pe["model_pj"]]))
+    lines += ["", "Per network (elements converted by one precision transition):", ""]
+    nrows = []
+    for name, row in t["networks"].items():
+        for key in ("all_layers", "without_stem_fc"):
+            for conv in t["conventions"]:
+                c = row[key][conv]
+                nrows.append([name, key, conv, c["shifts"], c["fp_ops"],
+                              c["energy_uj"]["nested_floor_runtime"],
+                              c["energy_uj"]["fp32_dequant_requant"]])
+    lines.append(_table(["network", "layers", "convention", "shifts", "fp ops",
+                         "nested µJ (model)", "fp32 µJ (model)"], nrows))
+    if "paper_resnet50" in t:
+        lines += ["", f"Paper comparison (ResNet-50: 28.3M shifts vs 56.6M fp ops): "
+                      f"{t['paper_resnet50']['verdict']}."]
+    if s.get("accuracy"):
+        lines += ["", "## Accuracy vs BitOPs (held-out digits)", ""]
+        lines.append(_table(["mode", "accuracy", "BitOPs / image", "mean bits"],
+                            [[m, v["accuracy"], v["bitops_per_image"], v["bits"]]
+                             for m, v in s["accuracy"].items()]))
+    lines += ["", "## Method", "",
+              "- Area: Yosys `stat -tech cmos` (transistors), Yosys + ABC onto the liberty "
+              "(µm², `lpflow` cells excluded), `synth_ice40/ecp5/xilinx` with and without DSPs.",
+              "- Timing: nextpnr Fmax (iCE40 UP5K sg48, ECP5 25k) of the design behind a "
+              "registered serial wrapper; OpenSTA critical path on the sky130 netlist.",
+              "- Activity: zero-delay cycle simulation of the mapped netlist (every net), input "
+              "port and flip-flop activity annotated in OpenSTA, which propagates it through "
+              "the combinational cells; glitches are not counted.",
+              "- Model: " + " ".join(__import__("reports.energy_model",
+                                                fromlist=["MODEL_NOTES"]).MODEL_NOTES),
+              "", "## Provenance", "", "```json",
+              json.dumps(s["provenance"], indent=1, sort_keys=True), "```", ""]
+    for d in s["designs"]:
+        for n in d.get("notes", []):
+            lines.append(f"- {d['name']}: {n}")
+    return "\n".join(lines) + "\n"
+
+
+def _md_to_html(md: str, images: dict) -> str:
+    """Minimal Markdown (headings, tables, quotes, lists, code) to HTML."""
+    out = ["<!doctype html><html><head><meta charset='utf-8'><title>DQT silicon-cost report"
+           "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+           "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
+           "padding:2px 6px;text-align:right}td:first-child{text-align:left}"
+           "pre{background:#f4f4f4;padding:.5em;font-size:11px}img{max-width:100%}</style>"
+           "</head><body>"]
+    in_table = in_code = False
+    for line in md.splitlines():
+        if line.startswith("```"):
+            out.append("</pre>" if in_code else "<pre>")
+            in_code = not in_code
+            continue
+        if in_code:
+            out.append(html.escape(line))
+            continue
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if all(set(c) <= {"-"} for c in cells):
+                continue
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+                out.append("<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells) + "</tr>")
+            else:
+                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("#"):
+            lvl = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{lvl}>{html.escape(line[lvl:].strip())}</h{lvl}>")
+            if line.startswith("## Headline"):
+                for name, b64 in images.items():
+                    out.append(f"<p><img alt='{name}' src='data:image/png;base64,{b64}'></p>")
+        elif line.startswith("> "):
+            out.append(f"<blockquote>{html.escape(line[2:])}</blockquote>")
+        elif line.startswith("- "):
+            out.append(f"<li>{html.escape(line[2:])}</li>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def write_outputs(out_dir, summary: dict) -> Path:
+    """Write summary.json, report.md, index.html and the PNGs into ``out_dir`` atomically."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _plot_area(summary["designs"], tmp / PLOTS[0])
+        _plot_energy(summary["designs"], tmp / PLOTS[1])
+        _plot_accuracy(summary.get("accuracy"), tmp / PLOTS[2])
+        _plot_transition(summary["transition"], tmp / PLOTS[3])
+        with open(tmp / "summary.json", "w") as f:
+            json.dump(summary, f, indent=1, sort_keys=True, allow_nan=False)
+            f.write("\n")
+        md = markdown(summary)
+        md_img = md.replace("## Headline (n = 8)", "\n".join(f"![{p}]({p})" for p in PLOTS)
+                            + "\n\n## Headline (n = 8)", 1)
+        (tmp / "report.md").write_text(md_img)
+        images = {p: base64.b64encode((tmp / p).read_bytes()).decode() for p in PLOTS}
+        (tmp / "index.html").write_text(_md_to_html(md, images))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

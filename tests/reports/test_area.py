@@ -1,0 +1,44 @@
+"""Area grows with width for the multiplier-based designs (Yosys transistors and sky130)."""
+import pytest
+
+from reports.designs import proxy_designs
+from reports.synth import parse_stat_cells, ports_of, synth
+
+from .conftest import need
+
+pytestmark = [pytest.mark.tools]
+
+
+@need("yosys")
+@pytest.mark.parametrize("family", ["int_mac", "nested_mac"])
+def test_area_grows_with_width(family, liberty):
+    ds = [d for d in proxy_designs((4, 8, 16)) if d.family == family
+          and d.params.get("mode", "floor") == "floor" and d.params.get("variant", "right") == "right"]
+    assert [d.n for d in ds] == [4, 8, 16]
+    tr, um2 = [], []
+    for d in ds:
+        v, top = d.verilog()
+        tr.append(synth(v, top, "cmos")["transistors"])
+        um2.append(synth(v, top, "sky130", liberty=liberty)["area_um2"])
+    assert tr[0] < tr[1] < tr[2], tr
+    assert um2[0] < um2[1] < um2[2], um2
+    # a multiplier grows faster than linearly: doubling n more than doubles the area
+    assert um2[2] > 2 * um2[1]
+
+
+def test_stat_and_port_parsers():
+    stat = """
+   Number of cells:                 12
+     $_AND_                          5
+     SB_LUT4                         7
+"""
+    assert parse_stat_cells(stat) == {"$_AND_": 5, "SB_LUT4": 7}
+    new = """
+       12 cells
+        5   $_AND_
+        7   SB_LUT4
+"""
+    assert parse_stat_cells(new) == {"$_AND_": 5, "SB_LUT4": 7}
+    v = "module top(clk, a, y);\n  input clk;\n  input [7:0] a;\n  output signed [3:0] y;\nendmodule\n"
+    assert ports_of(v, "top") == [("input", "clk", 1, False), ("input", "a", 8, False),
+                                  ("output", "y", 4, True)]

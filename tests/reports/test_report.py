@@ -1,0 +1,91 @@
+"""End-to-end report on a few designs: files exist and parse; missing tools degrade."""
+import json
+
+import pytest
+
+from dqt.cli import main
+from reports.build import DESIGN_KEYS, SUMMARY_KEYS, build_report
+from reports.render import PLOTS
+
+from .conftest import need
+
+pytestmark = [pytest.mark.tools]
+
+DESIGNS = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_shift_floor_n8"]
+
+
+def _check_files(out):
+    s = json.loads((out / "summary.json").read_text())
+    for k in SUMMARY_KEYS:
+        assert k in s
+    for d in s["designs"]:
+        for k in DESIGN_KEYS:
+            assert k in d
+    for p in PLOTS:
+        assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "index.html").read_text()
+    assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
+    assert "</table>" in html and html.rstrip().endswith("</html>")
+    md = (out / "report.md").read_text()
+    assert "## Headline" in md and "## Transition cost" in md
+    assert not list(out.parent.glob(f".{out.name}.*")), "temporary directory left behind"
+    return s
+
+
+@need("yosys", "sta", "nextpnr-ice40", "nextpnr-ecp5")
+def test_report_builds_and_parses(tiny_artifact, liberty, tmp_path):
+    out = tmp_path / "rep"
+    s = build_report(out, artifact=tiny_artifact, liberty=liberty, fast=True, jobs=1,
+                     include_rtl=False, progress=False, designs=DESIGNS)
+    s2 = _check_files(out)
+    assert [d["name"] for d in s2["designs"]] == DESIGNS
+    by = {d["name"]: d for d in s["designs"]}
+    for name in DESIGNS:
+        d = by[name]
+        assert d["transistors"] > 0 and d["sky130_um2"] > 0, d["notes"]
+        assert d["fmax_mhz_ice40"] > 0 and d["ice40_luts"] > 0, d["notes"]
+        assert set(d["energy_pj_per_mac"]) == {"2", "4", "6", "8"}, d["notes"]
+    assert s["provenance"]["liberty"] == liberty.name
+    assert set(s["accuracy"]) == {"static 2", "static 4", "static 6", "static 8"}
+    assert "digits" in s["transition"]["networks"]
+    assert s["headline"] and s["headline"][0]["name"] == "int_mac_n8"
+
+
+@need("yosys")
+def test_missing_liberty_and_tools_degrade(tiny_artifact, tmp_path, monkeypatch):
+    monkeypatch.delenv("DQT_LIBERTY", raising=False)
+    monkeypatch.setenv("DQT_NO_STA", "1")
+    monkeypatch.setenv("DQT_NO_NEXTPNR_ICE40", "1")
+    monkeypatch.setenv("DQT_NO_NEXTPNR_ECP5", "1")
+    out = tmp_path / "rep"
+    s = build_report(out, artifact=tiny_artifact, liberty=None, fast=True, jobs=1,
+                     include_rtl=False, progress=False, designs=["int_mac_n8"])
+    _check_files(out)
+    d = s["designs"][0]
+    assert d["transistors"] > 0 and d["ice40_luts"] > 0          # Yosys-only parts still build
+    assert d["sky130_um2"] is None and d["sta_critical_path_ns"] is None
+    assert d["energy_pj_per_mac"] is None and d["fmax_mhz_ice40"] is None
+    assert d["energy_pj_per_mac_model"]["8"] > 0                 # the model needs no tool
+    assert any("liberty" in n for n in s["notes"])
+    assert any("sta not found" in n for n in s["notes"])
+    assert any("nextpnr-ice40 not found" in n for n in d["notes"])
+
+
+def test_no_yosys_still_writes_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("DQT_NO_YOSYS", "1")
+    out = tmp_path / "rep"
+    s = build_report(out, fast=True, jobs=1, include_rtl=False, progress=False,
+                     designs=["int_mac_n8"])
+    _check_files(out)
+    assert s["designs"][0]["transistors"] is None
+    assert any("yosys not found" in n for n in s["designs"][0]["notes"])
+    assert any("stand-in" in n for n in s["notes"])
+
+
+def test_cli_bad_inputs_exit_2(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["report", "--out", str(out), "--liberty", str(tmp_path / "nope.lib")]) == 2
+    assert "nope.lib" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "--out", str(out), "--artifact", str(tmp_path)]) == 2
+    assert "manifest.json" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "--out", str(out), "--jobs", "0"]) == 2
