@@ -40,9 +40,9 @@ def main(argv=None) -> int:
     recipe = Recipe.from_json(d)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(a.out) if a.out else Path(tmp) / "digits"
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         s = train_digits(out, recipe, progress=not a.no_progress)
-        t_train = time.perf_counter() - t0
+        t_train, c_train = time.perf_counter() - t0, time.process_time() - c0
         log = json.loads((out / "training_log.json").read_text())
         t1 = time.perf_counter()
         r = evaluate(out)
@@ -51,7 +51,9 @@ def main(argv=None) -> int:
         ("train wall time (s)", f"{t_train:.1f}"),
         ("  fp32 phase (s)", f"{log['fp32_wall_s']:.1f}"),
         ("  QAT phase (s)", f"{log['qat_wall_s']:.1f}"),
+        ("train CPU time, all threads (s)", f"{c_train:.1f}"),
         ("eval wall time (s)", f"{t_eval:.1f}"),
+        ("load average (1 min) at the end", f"{os.getloadavg()[0]:.2f}"),
         ("torch threads / CPUs", f"{a.threads} / {os.cpu_count()}"),
         ("fp32 accuracy", f"{r['fp32_accuracy']:.4f}"),
     ]
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
         print(f"{k:<{w}}  {v}")
     r.pop("artifact", None)
     r.update(train_wall_s=t_train, fp32_wall_s=log["fp32_wall_s"], qat_wall_s=log["qat_wall_s"],
-             eval_wall_s=t_eval, threads=a.threads, cpu_count=os.cpu_count(),
+             eval_wall_s=t_eval, train_cpu_s=c_train, loadavg_1min=os.getloadavg()[0],
+             threads=a.threads, cpu_count=os.cpu_count(),
              digest=s["digest"], recipe=recipe.to_json(), quick=a.quick)
     print(json.dumps(r, sort_keys=True))
     return 0

@@ -290,7 +290,9 @@ def conv_rows(x, kh: int, kw: int, stride: int, padding: int):
     """Host im2col: [N, C, H, W] codes -> rows [N*Ho*Wo, C*kh*kw] (order matches
     ``w.reshape(O, -1)``), plus (N, Ho, Wo)."""
     x = np.asarray(x, dtype=np.int64)
-    cols, Ho, Wo = _fast.im2col(x, kh, kw, stride, padding)
+    cols, Ho, Wo = _fast.im2col(x, kh, kw, stride, padding)  # columns in (dy, dx, c) order
+    C = x.shape[1]
+    cols = cols.reshape(-1, kh, kw, C).transpose(0, 3, 1, 2).reshape(len(cols), C * kh * kw)
     return cols, (x.shape[0], Ho, Wo)
 
 

@@ -82,8 +82,12 @@ def _step(res, what, fn):
 
 
 def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=None,
-                    include_rtl: bool = True) -> dict:
-    """All figures of design ``name``; see the module docstring for the failure contract."""
+                    include_rtl: bool = True, fpga: bool = True) -> dict:
+    """All figures of design ``name``; see the module docstring for the failure contract.
+
+    ``fpga=False`` skips the FPGA synthesis and place-and-route steps (their fields stay
+    null, with a note).
+    """
     from .designs import default_designs
     from .pnr import place_and_route
     from .sta import sta_power, sta_timing
@@ -115,13 +119,16 @@ def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=N
         res["transistors"] = r["transistors"]
     targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if fast else \
         ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_nodsp")
+    if not fpga:
+        targets = ()
+        res["notes"].append("FPGA steps not requested")
     for t in targets:
         r = _step(res, t, lambda t=t: synth(v, top, t))
         if r:
             res["fpga"][t] = r["resources"]
     res["ice40_luts"] = (res["fpga"].get("ice40") or {}).get("lut")
     res["ecp5_luts"] = (res["fpga"].get("ecp5") or {}).get("lut")
-    for fam in ("ice40", "ecp5"):
+    for fam in ("ice40", "ecp5") if fpga else ():
         if find_tool(f"nextpnr-{fam}") is None:
             res["notes"].append(f"nextpnr-{fam} not found: fmax_mhz_{fam} is null")
             continue

@@ -54,7 +54,8 @@ def _plot_area(designs, path):
         ax.set_yscale("log")
         ax.set_xticks([4, 8, 16], ["4", "8", "16"])
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:
+        axes[0].legend(fontsize=7)
     fig.suptitle("Area vs width per design")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -76,7 +77,8 @@ def _plot_energy(designs, path):
     ax.set_ylabel("energy per MAC (pJ)")
     ax.set_title("Energy per MAC vs precision (solid: sky130 activity-based; dashed: 45 nm model)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

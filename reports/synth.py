@@ -62,6 +62,7 @@ def _script(target, top, lib):
 
 
 _CELL_LINE = re.compile(r"^\s*(\d+)\s+(?:[0-9.eE+-]+\s+)?([$\\A-Za-z_][\w$\\.]*)\s*$")
+_CELL_LINE_OLD = re.compile(r"^\s*([$\\A-Za-z_][\w$\\.]*)\s+(\d+)\s*$")
 
 
 def parse_stat_cells(text: str) -> dict:
@@ -75,8 +76,15 @@ def parse_stat_cells(text: str) -> dict:
         if not started:
             continue
         m = _CELL_LINE.match(line)
-        if m and not m.group(2).endswith(("wires", "bits", "ports", "cells")):
-            cells[m.group(2)] = cells.get(m.group(2), 0) + int(m.group(1))
+        if m:
+            count, name = int(m.group(1)), m.group(2)
+        else:
+            m = _CELL_LINE_OLD.match(line)
+            if not m:
+                continue
+            name, count = m.group(1), int(m.group(2))
+        if name not in ("wires", "bits", "ports", "cells", "memories", "processes"):
+            cells[name] = cells.get(name, 0) + count
     return cells
 
 

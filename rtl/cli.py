@@ -18,6 +18,25 @@ def _generate(args) -> int:
     return 0
 
 
+def _lint(args) -> int:
+    from .lint import check_dir
+    res = check_dir(args.dir, log_dir=args.logs,
+                    noabc_components=() if args.full_synth else ("engine",))
+    bad = 0
+    for name, r in sorted(res.items()):
+        if name == "_yosys":
+            continue
+        print(f"{name:36s} verilator -Wall: {'clean' if r['lint'] else 'WARNINGS'}")
+        if not r["lint"]:
+            bad += 1
+            print(r["lint_output"][-3000:], file=sys.stderr)
+    ok = res["_yosys"]["ok"]
+    print(f"yosys synth: {'ok' if ok else 'FAILED'}")
+    if not ok:
+        print(res["_yosys"]["log"][-3000:], file=sys.stderr)
+    return 0 if ok and not bad else 1
+
+
 def _list(args) -> int:
     from .registry import REGISTRY
     for name, spec in REGISTRY.items():
@@ -33,6 +52,12 @@ def register(sub) -> None:
     g.add_argument("--config", help="JSON config selecting instances and parameters")
     g.add_argument("--quiet", action="store_true", help="no progress or table")
     g.set_defaults(func=_generate)
+    li = s.add_parser("lint", help="Verilator -Wall lint and Yosys synth of a generated dir")
+    li.add_argument("dir", help="directory written by 'dqt rtl generate'")
+    li.add_argument("--logs", help="keep the Yosys log and per-module stat files here")
+    li.add_argument("--full-synth", action="store_true",
+                    help="run ABC on the engine too (minutes; default synth -noabc for it)")
+    li.set_defaults(func=_lint)
     ls = s.add_parser("list", help="list the registered components")
     ls.set_defaults(func=_list)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

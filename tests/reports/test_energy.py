@@ -30,7 +30,8 @@ def test_workload_from_artifact(tiny_artifact, tmp_path):
 def test_nested_mac_energy_decreases_with_precision(tiny_artifact, liberty, tmp_path):
     wl = build_workload(load_network(tiny_artifact), cycles=48, lanes=64, images=40)
     p = save_workload(wl, tmp_path / "wl.npz")
-    r = evaluate_design("nested_mac_floor_right_n8", True, str(liberty), str(p), False)
+    r = evaluate_design("nested_mac_floor_right_n8", True, str(liberty), str(p), False,
+                        fpga=False)
     e = r["energy_pj_per_mac"]
     assert e is not None, r["notes"]
     assert e["2"] < e["4"] < e["8"], e

@@ -115,8 +115,10 @@ def test_engine_precision_change_costs_zero_cycles(record_property):
     record_property("vectors", 3 * R * O)
 
 
-def test_engine_residual_add(record_property):
-    dut = Engine(**SMALL)
+@pytest.mark.parametrize("geom", [SMALL, dict(SMALL, lanes=8, pes=4, max_out=16)],
+                         ids=["chunked", "one-chunk"])
+def test_engine_residual_add(geom, record_property):
+    dut = Engine(**geom)
     geom = dut.geometry
     rng = np.random.default_rng(4)
     R, K = 6, 20
@@ -175,7 +177,9 @@ def test_engine_runs_network_layers_against_traces(tmp_path, record_property):
     x = rng.integers(0, 256, (N, 1, 5, 5))
     bits = np.array([[8, 4], [2, 8], [6, 2], [4, 6]])   # [N, qlayers]: differs per input
     res = run_network(net, x, bits=bits, trace=True, impl="reference")
-    dut = Engine(**dict(SMALL, max_out=8))
+    # the engine supports exactly the network's B, as the generated dqt_engine does
+    geo = dict(SMALL, max_out=8, candidates=(2, 4, 6, 8))
+    dut = Engine(**geo)
     geom = dut.geometry
     count = 0
     # conv1: rows are im2col patches; every patch of input i carries bits[i, 0]
@@ -186,7 +190,7 @@ def test_engine_runs_network_layers_against_traces(tmp_path, record_property):
     np.testing.assert_array_equal(ge.conv_from_rows(y, shape), res.traces["conv1"]["output"])
     count += y.size
     # fc: logits (requant off) equal the accumulator trace
-    dut = Engine(**dict(SMALL, max_out=8))
+    dut = Engine(**geo)
     tiles, _ = ge.plan_network_layer(geom, net, "fc")
     y, _, _ = _run_dense(dut, tiles, res.traces["fc"]["input"], bits[:, 1], seed=2)
     np.testing.assert_array_equal(y, res.traces["fc"]["acc"])
