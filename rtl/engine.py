@@ -7,7 +7,7 @@ host-side convention (register values, weight rows, beats, reassembly) is modell
 """
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -351,8 +351,8 @@ class Engine(wiring.Component):
         a_busy = Signal()
         a_chunk = Signal(range(max(2, NCH)))
         a_beat = Signal(range(KB))
-        a_x = Array(Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP))
-        a_x2 = Array(Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP))
+        a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
+        a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
         a_y = [Signal(unsigned(n), name=f"a_y{j}") for j in range(NCH * AP)]
         a_bits, a_last = Signal(bits_width(n)), Signal()
         av1, alast1 = Signal(), Signal()
@@ -367,16 +367,19 @@ class Engine(wiring.Component):
                 m.d.sync += [a_x[j].eq(self.i.payload.x[j]), a_x2[j].eq(self.i.payload.x2[j])]
         chunk_y = []
         for i in range(AP):
-            idx = a_chunk * AP + i
-            t = materialize(m, add_m[0] * a_x[idx] + add_m[1] * a_x2[idx] + add_m[2], f"add_t{i}")
+            # operand select by a compare chain (an Array index would give an incomplete case)
+            xa, xb = a_x[i], a_x2[i]
+            for c in range(1, NCH):
+                xa = Mux(a_chunk == c, a_x[c * AP + i], xa)
+                xb = Mux(a_chunk == c, a_x2[c * AP + i], xb)
+            t = materialize(m, add_m[0] * xa + add_m[1] * xb + add_m[2], f"add_t{i}")
             chunk_y.append(clamp(m, rshift_round_comb(t, shift), 0, (1 << n) - 1, f"add_y{i}"))
         with m.If(adv):
             m.d.sync += av1.eq(0)
             with m.If(a_busy):
-                with m.Switch(a_chunk):
-                    for c in range(NCH):
-                        with m.Case(c):
-                            m.d.sync += [a_y[c * AP + i].eq(chunk_y[i]) for i in range(AP)]
+                for c in range(NCH):  # compares, not a case statement: no incomplete case
+                    with m.If(a_chunk == c):
+                        m.d.sync += [a_y[c * AP + i].eq(chunk_y[i]) for i in range(AP)]
                 with m.If(a_chunk == NCH - 1):
                     m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
                 with m.Else():

@@ -2,7 +2,9 @@
 ``fp32_requant``)."""
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+# ``signed`` is also a constructor argument here, so the shape function gets another name
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
+from amaranth.hdl import signed as _s
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,7 +107,7 @@ class Fp32Requant(wiring.Component):
         m.d.comb += norm.eq(mag << lz)
         mant_a, carry_a = _rne_top24(m, norm, "cvt")
         v1, z1, s1 = Signal(), Signal(), Signal()
-        e1 = Signal(signed(10))
+        e1 = Signal(_s(10))
         m1 = Signal(24)
         sc1 = Signal(32)
         zy1 = Signal(_s(self._n + 1))
@@ -122,7 +124,7 @@ class Fp32Requant(wiring.Component):
         m.d.comb += pn.eq(Mux(hi_bit, prod, prod << 1))  # MSB at bit 47
         mant_p, carry_p = _rne_top24(m, pn, "mul")
         v2, z2, s2 = Signal(), Signal(), Signal()
-        e2 = Signal(signed(11))
+        e2 = Signal(_s(11))
         m2 = Signal(24)
         zy2 = Signal.like(zy1)
         with m.If(en):
@@ -143,13 +145,10 @@ class Fp32Requant(wiring.Component):
         up = (frac > half) | ((frac == half) & q[0])
         mag_ok = Signal(27)
         m.d.comb += mag_ok.eq(Mux(big, 1 << 25, Mux(e2 == 23, m2, q + up)))
-        val = Signal(signed(28))
+        val = Signal(_s(28))
         m.d.comb += val.eq(Mux(z2, 0, Mux(s2, -mag_ok, mag_ok)))
         with m.If(en):
             m.d.sync += [self.o.valid.eq(v2),
                          self.o.payload.eq(clamp(m, val + zy2, fmt.lo, fmt.hi))]
         return m
 
-
-def _s(w):
-    return signed(w)

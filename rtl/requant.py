@@ -1,13 +1,15 @@
 """Pipelined dyadic requantizer (golden ``requantize``, rule "dyadic")."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+# ``signed`` is also a constructor argument here, so the shape function gets another name
+from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import signed as _signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.formats import IntFormat
 
-from ._common import RTLParamError, check_int, check_n, clamp, code_shape, rshift_round_comb
+from ._common import check_int, check_n, clamp, code_shape, rshift_round_comb
 
 __all__ = ["Requantize", "S_WIDTH"]
 
@@ -83,6 +85,3 @@ class Requantize(wiring.Component):
             m.d.sync += [self.o.valid.eq(v2), self.o.payload.eq(clamp(m, rounded, lo2, hi2))]
         return m
 
-
-def _signed(w):
-    return signed(w)

@@ -114,7 +114,9 @@ class EngineHarnessTB:
         d.in_go.value = 1
         await FallingEdge(d.clk)
         d.in_go.value = 0
-        await Timer(max(1, est_cycles) * PERIOD_NS, unit="ns")
+        # 1 ns past a falling edge: never the same instant as a clock edge, so the reads
+        # below and the writes after them are ordered against the clock unambiguously
+        await Timer(max(1, est_cycles) * PERIOD_NS + 1, unit="ns")
         waited = est_cycles
         limit = 4 * est_cycles + 64 * (1 + self.stall)
         while not (int(d.idle.value) and int(d.out_count.value) >= n_out):
@@ -125,7 +127,10 @@ class EngineHarnessTB:
             waited += 8
         got = int(d.out_count.value)
         if got != n_out:
-            raise AssertionError(f"engine produced {got} output beats, expected {n_out}")
+            seen = unpack_array(self.elem_out, self.ew_out, int(d.out_data.value), got)
+            raise AssertionError(f"engine produced {got} output beats, expected {n_out} "
+                                 f"(last flags {seen['last'][:16].tolist()}, bits "
+                                 f"{seen['bits'][:16].tolist()})")
         out = unpack_array(self.elem_out, self.ew_out, int(d.out_data.value), n_out)
         cyc_all = int(d.out_cycle.value)
         cyc = np.array([(cyc_all >> (32 * j)) & 0xFFFFFFFF for j in range(n_out)])

@@ -129,6 +129,7 @@ def pack_array(elem: dict, elem_width: int, values: dict, count: int) -> int:
 
 def unpack_array(elem: dict, elem_width: int, word: int, count: int) -> dict:
     """Inverse of :func:`pack_array`: ``field -> int64 array`` [count] or [count, n]."""
+    word = int(word) & ((1 << (count * elem_width)) - 1)  # later elements may hold stale data
     nbytes = (count * elem_width + 7) // 8 + 1
     raw = np.frombuffer(int(word).to_bytes(nbytes, "little"), dtype=np.uint8)
     bits = np.unpackbits(raw, bitorder="little")[:count * elem_width].reshape(count, elem_width)

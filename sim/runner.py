@@ -50,7 +50,7 @@ VERILATOR_WAIVERS = ("WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "PROCASSINIT",
                      "DECLFILENAME", "CASEINCOMPLETE", "UNOPTFLAT", "MULTIDRIVEN")
 
 #: Version of the build recipe: bump when the arguments below change meaning.
-_RECIPE = 3
+_RECIPE = 4
 
 
 class SimulatorError(DQTValueError):
@@ -185,8 +185,7 @@ def generate_module(component: str, params: dict | None = None, name: str | None
 
 def _build_args(sim: str) -> list[str]:
     if sim == "verilator":
-        # -O1 instead of the default -Os keeps the C++ compile short; the designs are small.
-        return [f"-Wno-{w}" for w in VERILATOR_WAIVERS] + ["-CFLAGS", "-O1"]
+        return [f"-Wno-{w}" for w in VERILATOR_WAIVERS]
     return []
 
 
@@ -278,8 +277,11 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
             # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs large
             # enough for Verilator to split its output (and use a precompiled header) fail
             # to compile; a make command-line variable (MAKEFLAGS) restores "-include".
+            # OPT_SLOW=-O0: the run-once constructors (with --public-flat-rw one varInsert per
+            # signal, thousands for the engine) take minutes to optimise and gain nothing;
+            # OPT_FAST=-O1: the evaluation code, compiled quickly and still fast.
             os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + \
-                "CFG_CXXFLAGS_PCH_I=-include"
+                "CFG_CXXFLAGS_PCH_I=-include OPT_SLOW=-O0 OPT_FAST=-O1 OPT_GLOBAL=-O1"
         try:
             runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
                          timescale=("1ns", "1ps"), waves=waves, always=True, log_file=log)

@@ -1,9 +1,7 @@
 """``dqt train`` and ``dqt eval`` subcommands."""
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 from golden.formats import DQTValueError
 

@@ -19,7 +19,6 @@ and two linear layers at the controller width).
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import numpy as np

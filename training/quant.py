@@ -17,8 +17,7 @@ gradient with respect to α is the true derivative, so finite differences confir
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -22,7 +22,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -59,8 +59,8 @@ class Recipe:
     width: int = 16
     hidden: int = 64
     first_bits: int = 4          # static width of the layers up to the controller's tap
-    fp32_epochs: int = 30
-    qat_epochs: int = 30
+    fp32_epochs: int = 20
+    qat_epochs: int = 25
     batch_size: int = 64
     lr: float = 3e-3
     qat_lr: float = 1e-3
@@ -70,8 +70,8 @@ class Recipe:
     B_prime: tuple | None = None   # None: B
     beta: float = 2.0
     cost: str = "bits"
-    cost_form: str = "input"      # hinge per input ("input") or on the batch mean ("batch")
-    target: float = 4.0
+    cost_form: str = "batch"      # hinge on the batch mean ("batch") or per input ("input")
+    target: float = 4.25
     tau_start: float = 2.0
     tau_end: float = 0.3
     tau_kind: str = "exp"
