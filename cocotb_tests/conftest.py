@@ -30,3 +30,27 @@ def cocotb_run(request):
         return s
 
     return _run
+
+
+@pytest.fixture
+def engine_run(request):
+    """``engine_run(sim, engine_params, module, batch=64) -> RunSummary``: the harnessed
+    engine (one build per geometry and simulator) running a cocotb module."""
+
+    def _run(sim, params, module, batch=64, expect_fail=False):
+        reason = runner.missing_reason(sim)
+        if reason:
+            pytest.skip(reason)
+        info = runner.generate_harness(params, batch)
+        bdir = runner.build(sim, [info.path], info.top)
+        rerun = runner.rerun_command(os.path.relpath(request.node.path, runner.REPO_ROOT),
+                                     request.node.name)
+        s = runner.run(sim, bdir, info.top, module,
+                       {"DQT_ENTRY": str(info.entry_file()), "DQT_PARAMS": "{}",
+                        "DQT_RERUN": rerun}, tag=module)
+        print(s.table())
+        if not expect_fail:
+            s.assert_ok()
+        return s
+
+    return _run

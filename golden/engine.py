@@ -281,7 +281,8 @@ def collect_add(geom: EngineGeometry, outs: list[dict], R: int, K: int) -> np.nd
     for i, o in enumerate(outs):
         r, j = divmod(i, kb)
         if int(o["last"]) != int(j == kb - 1):
-            raise DQTValueError(f"add output beat {i}: last={o['last']}, expected {int(j == kb - 1)}")
+            raise DQTValueError(f"add output beat {i}: last={o['last']}, "
+                                f"expected {int(j == kb - 1)}")
         y[r, j * geom.pes:(j + 1) * geom.pes] = [int(v) for v in o["y"][:geom.pes]]
     return y[:, :K]
 

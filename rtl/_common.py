@@ -1,4 +1,4 @@
-"""Shared helpers of the RTL components: argument checks and small combinational blocks.
+"""Shared building blocks of the RTL components: argument checks and small combinational logic.
 
 Private to :mod:`rtl`; every public component documents its own contract.
 """

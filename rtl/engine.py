@@ -12,10 +12,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
-    check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, rshift_round_comb, sum_tree
 from golden.engine import CFG, FLAG, EngineGeometry
 
+from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
+    check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, \
+    rshift_round_comb, sum_tree
 from .mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]

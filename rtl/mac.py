@@ -8,7 +8,8 @@ from amaranth.lib.wiring import In, Out
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, bits_width, check_candidates, check_choice, \
-    check_int, check_mode, check_n, check_overflow, materialize, nested_shift_comb, overflow_policy, sum_tree
+    check_int, check_mode, check_n, check_overflow, materialize, nested_shift_comb, \
+    overflow_policy, sum_tree
 from .accumulator import accumulate_stage, exact_width, sticky_flag
 
 __all__ = ["NestedMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]

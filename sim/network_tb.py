@@ -220,8 +220,16 @@ async def network_vs_golden(dut):
     x = np.load(job["inputs"], allow_pickle=False)
     tb = EngineHarnessTB(dut, e, stall=bool(job.get("stall", False)))
     await tb.start()
+    prof = None
+    if os.environ.get("DQT_PROFILE"):  # where the testbench's Python time goes
+        import cProfile
+        prof = cProfile.Profile()
+        prof.enable()
     rep = await run_on_engine(tb, net, x, job["modes"], os.environ.get("DQT_RERUN"),
                               log=dut._log.info)
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(os.environ["DQT_PROFILE"])
     out = Path(job["result"])
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(rep, indent=1, default=str))

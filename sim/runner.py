@@ -401,12 +401,16 @@ def run(sim: str, build_dir: Path, top: str, test_module: str, env: dict | None 
     test_dir.mkdir(parents=True)
     results = test_dir / "results.xml"
     runner = get_runner(sim)
+    env = dict(env or {})
+    # cocotb rewrites asserts in every module imported after start-up (default "*.py"),
+    # which costs seconds once numpy/numba/golden load; only testbench files need it
+    env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", "test_*.py")
     code = 0
     try:
         runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                     build_dir=build_dir,
                     test_dir=test_dir, results_xml=str(results), testcase=testcase,
-                    seed=seed, extra_env={k: str(v) for k, v in (env or {}).items()},
+                    seed=seed, extra_env={k: str(v) for k, v in env.items()},
                     waves=waves, log_file=None if verbose else test_dir / "sim.log")
     except SystemExit as e:  # the runner exits on failing tests under pytest
         code = e.code if isinstance(e.code, int) else 1

@@ -15,7 +15,9 @@ __all__ = ["run_stream", "as_int"]
 
 def as_int(v):
     """Plain int of a simulator value (data.Const or int)."""
-    return v if isinstance(v, int) else int(v.as_value().value) if hasattr(v, "as_value") else int(v)
+    if isinstance(v, int):
+        return v
+    return int(v.as_value().value) if hasattr(v, "as_value") else int(v)
 
 
 def run_stream(dut, beats, n_out, *, seed=0, p_valid=0.8, p_ready=0.8, max_cycles=None,

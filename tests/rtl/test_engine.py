@@ -79,13 +79,16 @@ def test_engine_linear_layer(variant, mode, overflow, acc_width, requant, clip_h
     tiles = ge.plan_dense(dut.geometry, w, bias, M, S, acc_width, overflow, requant, clip_hi,
                           mode)
     assert len(tiles) == 2
-    y, over, _ = _run_dense(dut, tiles, x, bits, seed=R)
+    y, over, jobs = _run_dense(dut, tiles, x, bits, seed=R)
     ey, eo = ge.reference_dense(x, w, bias, M, S, 8, bits, mode,
                                 AccumulatorSpec(acc_width, overflow), requant, clip_hi)
     _assert_equal(y, ey, "y", x, bits)
     _assert_equal(over, eo, "overflow", x, bits)
     if acc_width < 20:
         assert eo.any()   # the case really exercises the policy
+    # the sticky flag (cleared by each tile's CLEAR write) is the OR of the tile's flags
+    for t, j in zip(tiles, jobs):
+        assert j.sticky == int(eo[:, t.c0:t.c1].any()), (t.c0, t.c1, j.sticky)
     record_property("vectors", int(R * O))
 
 

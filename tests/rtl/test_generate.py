@@ -62,7 +62,8 @@ def test_generate_is_deterministic(tmp_path):
     b = generate(tmp_path / "b", cfg)
     assert a == b
     for m in a["modules"]:
-        assert (tmp_path / "a" / m["file"]).read_bytes() == (tmp_path / "b" / m["file"]).read_bytes()
+        a_bytes = (tmp_path / "a" / m["file"]).read_bytes()
+        assert a_bytes == (tmp_path / "b" / m["file"]).read_bytes()
     assert (tmp_path / "a" / "manifest.json").read_bytes() == \
         (tmp_path / "b" / "manifest.json").read_bytes()
 
@@ -115,3 +116,23 @@ def test_lint_and_yosys_synth_every_default_file(tmp_path):
     bad = {k: v["lint_output"][-2000:] for k, v in res.items() if k != "_yosys" and not v["lint"]}
     assert not bad, bad
     assert res["_yosys"]["ok"], res["_yosys"]["log"][-3000:]
+
+
+def test_generate_is_deterministic_across_processes(tmp_path):
+    """Different hash seeds (dict/set iteration order) give the same bytes."""
+    import os
+    import subprocess
+    import sys
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"include_defaults": False, "instances": [
+        {"name": "mac", "component": "nested_mac", "params": {"pes": 2, "variant": "msb"}},
+        {"name": "eng", "component": "engine",
+         "params": {"max_k": 16, "max_out": 4, "weight_depth": 4}}]}))
+    outs = []
+    for seed in ("1", "4242"):
+        out = tmp_path / f"o{seed}"
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        subprocess.run([sys.executable, "-m", "dqt", "rtl", "generate", "--out", str(out),
+                        "--config", str(cfg), "--quiet"], check=True, env=env)
+        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert outs[0] == outs[1]

@@ -1,0 +1,156 @@
+"""Throughput of RTL-vs-golden verification on the layer engine, per simulator.
+
+For each simulator, runs :func:`sim.network.verify_network` (every layer of a network on
+the harnessed engine under cocotb, every element compared with the golden traces) and
+reports verified MACs per second. As an anchor, in the same run, the same engine (same
+parameters, no harness, no cocotb) is compiled with ``verilator --binary --timing`` under a
+free-running SystemVerilog clock and random stimulus, and its simulated cycles per second
+give the simulator's own speed on this design (and, times ``lanes * pes``, the MAC rate a
+testbench could at most verify).
+
+Prints a table and, as the last line, one JSON object.
+
+    .venv/bin/python bench/rtl_verify.py --artifact build/digits --images 360
+    .venv/bin/python bench/rtl_verify.py --quick          # random network, 16 images
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from golden.network import load_network  # noqa: E402
+from sim import runner  # noqa: E402
+from sim.network import engine_params_for, verify_network  # noqa: E402
+
+_BENCH_TOP = """\
+// Free-running anchor: clock in SystemVerilog, LFSR stimulus, no VPI, no Python.
+module bench_top;
+  reg clk = 0;
+  reg rst = 1;
+  reg [63:0] lfsr = 64'h1234_5678_9abc_def1;
+  always #5 clk = ~clk;
+  always @(posedge clk) lfsr <= {{lfsr[62:0], lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59]}};
+  wire [{pw}-1:0] payload = {{{rep}{{lfsr}}}};
+  wire [{ow}-1:0] o_payload;
+  wire i_ready, o_valid, busy, overflow;
+  {top} dut (.clk(clk), .rst(rst), .i__valid(1'b1), .i__ready(i_ready),
+    .i__payload(payload[{iw}-1:0]), .o__valid(o_valid), .o__ready(1'b1),
+    .o__payload(o_payload){extra});
+  initial begin
+    #20 rst = 0;
+    #({cycles} * 10) $finish;
+  end
+endmodule
+"""
+
+
+def anchor_cycles_per_s(params: dict, cycles: int) -> dict:
+    """Build the plain engine with ``verilator --binary`` and time ``cycles`` clocks."""
+    reason = runner.missing_reason("verilator")
+    if reason:
+        return {"skipped": reason}
+    info = runner.generate_module("engine", params, name="engine_bench")
+    ports = info.ports
+    iw = ports["i__payload"]["width"]
+    ow = ports["o__payload"]["width"]
+    pw = max(64, -(-iw // 64) * 64)
+    extra = ""
+    for name, p in ports.items():
+        if name in ("clk", "rst") or name.startswith(("i__", "o__")):
+            continue
+        if name in ("busy", "overflow"):
+            extra += f", .{name}({name})"
+        else:  # configuration and memory write ports: idle (engine at reset registers)
+            extra += f", .{name}({p['width']}'d0)"
+    d = runner.BUILD_ROOT / "anchor" / info.path.parent.name
+    d.mkdir(parents=True, exist_ok=True)
+    top = d / "bench_top.sv"
+    top.write_text(_BENCH_TOP.format(pw=pw, rep=pw // 64, ow=ow, iw=iw, top=info.top,
+                                     extra=extra, cycles=cycles))
+    exe = d / "obj" / "Vbench_top"
+    if not exe.exists() or exe.stat().st_mtime < top.stat().st_mtime:
+        cmd = ["verilator", "--binary", "--timing", "-O3", "--top-module", "bench_top",
+               "-Mdir", str(d / "obj"), "-j", "2"] + \
+            [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + [str(info.path), str(top)]
+        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")
+        t0 = time.monotonic()
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if r.returncode:
+            return {"error": (r.stdout + r.stderr)[-2000:]}
+        build_s = time.monotonic() - t0
+    else:
+        build_s = 0.0
+    t0 = time.monotonic()
+    r = subprocess.run([str(exe)], capture_output=True, text=True, cwd=d)
+    wall = time.monotonic() - t0
+    if r.returncode:
+        return {"error": (r.stdout + r.stderr)[-2000:]}
+    return {"cycles": cycles, "seconds": round(wall, 3), "cycles_per_s": round(cycles / wall),
+            "build_seconds": round(build_s, 1)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--artifact", help="network artifact (default: a random network)")
+    ap.add_argument("--images", type=int, default=64)
+    ap.add_argument("--simulators", default="verilator,icarus")
+    ap.add_argument("--modes", default=None, help="comma-separated, as for dqt sim")
+    ap.add_argument("--icarus-images", type=int, default=8,
+                    help="images for Icarus (an interpreted simulator: far slower)")
+    ap.add_argument("--anchor-cycles", type=int, default=2_000_000)
+    ap.add_argument("--quick", action="store_true", help="16 images, 200k anchor cycles")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.images, a.anchor_cycles, a.icarus_images = 16, 200_000, 4
+    art = a.artifact
+    if art is None:
+        from golden.testing import random_network
+        art = Path(tempfile.mkdtemp(prefix="dqt-bench-")) / "random"
+        random_network(art, seed=0)
+    net = load_network(art)
+    params = engine_params_for(net)
+    modes = a.modes.split(",") if a.modes else None
+    rows = []
+    for sim in a.simulators.split(","):
+        reason = runner.missing_reason(sim)
+        if reason:
+            rows.append({"simulator": sim, "skipped": reason})
+            continue
+        n = a.images if sim == "verilator" else min(a.images, a.icarus_images)
+        r = verify_network(art, images=n, simulator=sim, modes=modes)
+        rows.append({k: r[k] for k in ("simulator", "images", "elements_checked", "mismatches",
+                                       "verified_macs", "seconds", "verified_macs_per_s",
+                                       "engine_cycles", "build_seconds")})
+    anchor = anchor_cycles_per_s(params, a.anchor_cycles)
+    mpc = params["lanes"] * params["pes"]
+    print(f"artifact {art}; engine lanes={params['lanes']} pes={params['pes']} "
+          f"({mpc} MACs/cycle peak)")
+    print(f"{'simulator':10s} {'images':>6s} {'elements':>10s} {'mism':>5s} {'MACs':>11s} "
+          f"{'seconds':>8s} {'MACs/s':>10s} {'cycles/s':>9s}")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['simulator']:10s} skipped: {r['skipped']}")
+            continue
+        cps = r["engine_cycles"] / r["seconds"]
+        print(f"{r['simulator']:10s} {r['images']:6d} {r['elements_checked']:10d} "
+              f"{r['mismatches']:5d} {r['verified_macs']:11d} {r['seconds']:8.2f} "
+              f"{r['verified_macs_per_s']:10d} {cps:9.0f}")
+    if "cycles_per_s" in anchor:
+        print(f"{'anchor':10s} verilator --binary, plain engine: {anchor['cycles_per_s']} "
+              f"cycles/s ({anchor['cycles_per_s'] * mpc:.3g} MACs/s at peak)")
+    else:
+        print(f"anchor: {anchor}")
+    print(json.dumps({"artifact": str(art), "engine": params, "runs": rows, "anchor": anchor}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""``dqt sim ARTIFACT``: run an exported network on the layer engine in an HDL simulator and
+check every element of every layer against the golden model.
+
+The last line of the output is one JSON object with at least ``images, layers,
+elements_checked, mismatches, verified_macs, seconds, verified_macs_per_s``. The exit
+status is 0 when there is no mismatch, 1 when there is one (its description goes to
+stderr, with the command that reruns the check with waves), 2 for bad arguments.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+
+__all__ = ["register"]
+
+
+def _sim(args) -> int:
+    from .network import verify_network
+    modes = None
+    if args.modes:
+        modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    engine = json.loads(args.engine) if args.engine else None
+    rerun = "WAVES=1 " + " ".join(shlex.quote(a) for a in ["dqt"] + sys.argv[1:])
+    rep = verify_network(args.artifact, images=args.images, simulator=args.simulator,
+                         modes=modes, batch=args.batch, stall=args.stall, engine=engine,
+                         rerun=rerun)
+    if not args.json:
+        print(f"{rep['simulator']}: {rep['images']} images ({rep['input_source']}), modes "
+              f"{', '.join(rep['modes'])}", file=sys.stderr)
+        for k, v in sorted(rep["per_layer"].items()):
+            print(f"  {k:40s} {v['elements']:9d} elements  {v['mismatches']:6d} mismatches",
+                  file=sys.stderr)
+    if rep["mismatches"]:
+        print(f"dqt sim: {rep['mismatches']} mismatches; first:\n{rep['first_mismatch']}",
+              file=sys.stderr)
+    keys = ["images", "layers", "elements_checked", "mismatches", "verified_macs", "seconds",
+            "verified_macs_per_s", "simulator", "modes", "engine_cycles", "build_seconds",
+            "input_source", "artifact"]
+    print(json.dumps({k: rep[k] for k in keys}, sort_keys=False))
+    return 1 if rep["mismatches"] else 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sim", help="verify a network on the RTL layer engine (cocotb) against "
+                       "the golden model")
+    p.add_argument("artifact", help="network artifact directory (manifest.json + weights.npz)")
+    p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
+    p.add_argument("--images", type=int, default=None,
+                   help="number of held-out images (default: all of them)")
+    p.add_argument("--modes", default=None,
+                   help="comma-separated precision modes: bit-widths of B, 'static', "
+                   "'dynamic' (default: every width of B, static, and dynamic if the "
+                   "artifact has a controller)")
+    p.add_argument("--batch", type=int, default=64, help="beats per harness batch")
+    p.add_argument("--stall", action="store_true", help="random output backpressure")
+    p.add_argument("--engine", default=None,
+                   help="JSON object of engine parameters overriding the sizing")
+    p.add_argument("--json", action="store_true", help="only the JSON line on stdout")
+    p.set_defaults(func=_sim)
