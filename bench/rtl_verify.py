@@ -3,8 +3,8 @@
 For each simulator, runs :func:`sim.network.verify_network` (every layer of a network on
 the harnessed engine under cocotb, every element compared with the golden traces) and
 reports verified MACs per second. As an anchor, in the same run, the same engine (same
-parameters, no harness, no cocotb) is compiled with ``verilator --binary --timing`` under a
-free-running SystemVerilog clock and random stimulus, and its simulated cycles per second
+parameters, no harness, no cocotb, no VPI) is compiled by Verilator with a plain C++ main
+that toggles the clock under LFSR stimulus, and its simulated cycles per second
 give the simulator's own speed on this design (and, times ``lanes * pes``, the MAC rate a
 testbench could at most verify).
 
@@ -31,24 +31,42 @@ from sim import runner  # noqa: E402
 from sim.network import engine_params_for, verify_network  # noqa: E402
 
 _BENCH_TOP = """\
-// Free-running anchor: clock in SystemVerilog, LFSR stimulus, no VPI, no Python.
-module bench_top;
-  reg clk = 0;
-  reg rst = 1;
+// Free-running anchor: LFSR stimulus in SystemVerilog, clock from a C++ loop; no VPI.
+module bench_top(input clk, input rst, output o_valid);
   reg [63:0] lfsr = 64'h1234_5678_9abc_def1;
-  always #5 clk = ~clk;
   always @(posedge clk) lfsr <= {{lfsr[62:0], lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59]}};
   wire [{pw}-1:0] payload = {{{rep}{{lfsr}}}};
   wire [{ow}-1:0] o_payload;
-  wire i_ready, o_valid, busy, overflow;
+  wire i_ready, busy, overflow;
   {top} dut (.clk(clk), .rst(rst), .i__valid(1'b1), .i__ready(i_ready),
     .i__payload(payload[{iw}-1:0]), .o__valid(o_valid), .o__ready(1'b1),
     .o__payload(o_payload){extra});
-  initial begin
-    #20 rst = 0;
-    #({cycles} * 10) $finish;
-  end
 endmodule
+"""
+
+_BENCH_MAIN = """\
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include "Vbench_top.h"
+#include "verilated.h"
+int main(int argc, char** argv) {
+    long n = argc > 1 ? atol(argv[1]) : 1000000;
+    VerilatedContext ctx;
+    Vbench_top top{&ctx};
+    top.rst = 1;
+    for (int i = 0; i < 4; ++i) { top.clk = 0; top.eval(); top.clk = 1; top.eval(); }
+    top.rst = 0;
+    long valid = 0;
+    auto t0 = std::chrono::steady_clock::now();
+    for (long i = 0; i < n; ++i) {
+        top.clk = 0; top.eval(); top.clk = 1; top.eval();
+        valid += top.o_valid;
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    printf("%ld %.6f %ld\\n", n, s, valid);
+    return 0;
+}
 """
 
 
@@ -74,13 +92,16 @@ def anchor_cycles_per_s(params: dict, cycles: int) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     top = d / "bench_top.sv"
     top.write_text(_BENCH_TOP.format(pw=pw, rep=pw // 64, ow=ow, iw=iw, top=info.top,
-                                     extra=extra, cycles=cycles))
+                                     extra=extra))
+    main = d / "bench_main.cpp"
+    main.write_text(_BENCH_MAIN)
     exe = d / "obj" / "Vbench_top"
     if not exe.exists() or exe.stat().st_mtime < top.stat().st_mtime:
-        cmd = ["verilator", "--binary", "--timing", "-O3", "--top-module", "bench_top",
+        cmd = ["verilator", "--cc", "--exe", "--build", "-O3", "--top-module", "bench_top",
                "-Mdir", str(d / "obj"), "-j", "2"] + \
-            [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + [str(info.path), str(top)]
-        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")
+            [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + [str(info.path), str(top),
+                                                                str(main)]
+        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include")  # see sim.runner
         t0 = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if r.returncode:
@@ -88,13 +109,13 @@ def anchor_cycles_per_s(params: dict, cycles: int) -> dict:
         build_s = time.monotonic() - t0
     else:
         build_s = 0.0
-    t0 = time.monotonic()
-    r = subprocess.run([str(exe)], capture_output=True, text=True, cwd=d)
-    wall = time.monotonic() - t0
+    r = subprocess.run([str(exe), str(cycles)], capture_output=True, text=True, cwd=d)
     if r.returncode:
         return {"error": (r.stdout + r.stderr)[-2000:]}
+    n, wall, valid = r.stdout.split()
+    wall = float(wall)
     return {"cycles": cycles, "seconds": round(wall, 3), "cycles_per_s": round(cycles / wall),
-            "build_seconds": round(build_s, 1)}
+            "output_beats": int(valid), "build_seconds": round(build_s, 1)}
 
 
 def main(argv=None) -> int:

@@ -109,9 +109,13 @@ async def bits_outside_candidates(dut):
 CONFIGS = [(n, mode, s) for n in (8, 4) for mode in ("floor", "round") for s in (False, True)]
 
 
+# Icarus builds in well under a second: every configuration; Verilator builds take tens of
+# seconds: the master width 8 configurations (the n = 4 ones share its code paths).
+CASES = [(*c, s) for c in CONFIGS for s in ("verilator", "icarus") if s == "icarus" or c[0] == 8]
+
+
 @pytest.mark.simulator
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("n,mode,signed", CONFIGS)
+@pytest.mark.parametrize("n,mode,signed,sim", CASES)
 def test_nested_shift(cocotb_run, sim, n, mode, signed):
     s = cocotb_run(sim, "nested_shift", {"n": n, "mode": mode, "signed": signed,
                                          "candidates": [b for b in (1, 2, 3, 4, 6, 8) if b <= n]},

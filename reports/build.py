@@ -22,7 +22,7 @@ from pathlib import Path
 
 from golden.formats import DQTValueError
 
-from .cache import atomic_write_text, cache_dir
+from .cache import cache_dir
 from .tools import find_tool, resolve_liberty, tool_version, warn_first_yosys
 
 __all__ = ["build_report", "SUMMARY_KEYS", "DESIGN_KEYS"]

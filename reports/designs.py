@@ -15,9 +15,7 @@ Two sources:
 """
 from __future__ import annotations
 
-import math
-import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

@@ -8,7 +8,6 @@ with ``allow_pickle=False``.
 from __future__ import annotations
 
 import json
-import traceback
 from pathlib import Path
 
 import numpy as np

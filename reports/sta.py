@@ -23,8 +23,6 @@ import re
 import tempfile
 from pathlib import Path
 
-from golden.formats import DQTValueError
-
 from .cache import cache_dir, cache_get, cache_key, cache_put
 from .tools import ToolError, find_tool, prepare_liberty, run_tool, tool_version
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from golden import fast as _fast
 from golden.formats import DQTValueError
-from golden.network import Network, load_network, quantize_input, run_network
+from golden.network import Network, quantize_input, run_network
 from golden.ops import nested_shift
 
 __all__ = ["Workload", "MacStream", "digits_test_codes", "standin_network", "build_workload"]

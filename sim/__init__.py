@@ -4,7 +4,14 @@
 ``sim.packing``   payload packing/unpacking from the generated port table (numpy, vectorised)
 ``sim.coverage``  functional coverage bins (precision x operand class x overflow)
 ``sim.stream``    cocotb stream driver / monitor with random valid gaps and backpressure
-``sim.network``   whole-network check: every layer on the layer engine vs golden traces
+``sim.checker``   bulk scoreboard comparison with a located first-mismatch report
+``sim.harness``   batch input/output harness around the layer engine (Amaranth)
+``sim.engine_tb`` cocotb driver of the harnessed engine
+``sim.network_tb`` cocotb test: a whole network on the engine vs golden traces
+``sim.network``   ``verify_network``: the Python API of the whole-network check
 ``sim.cli``       ``dqt sim`` subcommand
+
+See ``docs/verification.md``.
 """
-__all__ = ["runner", "packing", "coverage", "stream", "network"]
+__all__ = ["runner", "packing", "coverage", "stream", "checker", "harness", "engine_tb",
+           "network_tb", "network", "cli"]
