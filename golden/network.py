@@ -244,7 +244,7 @@ def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) ->
         _fail("manifest.output", f"{out!r} does not name a layer")
     ctrl = manifest.get("controller")
     if ctrl is not None:
-        _req(ctrl, "tap", "manifest.controller", str, choices=sorted(names))
+        _req(ctrl, "tap", "manifest.controller", str, choices=sorted(names - {"input"}))
         cl = _req(ctrl, "layers", "manifest.controller", list)
         if not cl or any(l.get("type") != "linear" for l in cl if isinstance(l, dict)):
             _fail("manifest.controller.layers", "must be a non-empty list of linear layers")
@@ -287,6 +287,20 @@ def _atomic_write_dir(out: Path, writer):
         raise
 
 
+def _write_npz(path: Path, arrays: dict) -> None:
+    """An .npz numpy reads back with allow_pickle=False, byte-reproducible: sorted members
+    with a fixed timestamp (np.savez stamps the current time into the zip)."""
+    import io
+    import zipfile
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for k in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, arrays[k], allow_pickle=False)
+            info = zipfile.ZipInfo(f"{k}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            z.writestr(info, buf.getvalue())
+
+
 def save_network(out_dir, manifest: dict, arrays: dict) -> Path:
     """Fill in ``arrays`` metadata and hashes, validate, and write the artifact atomically."""
     manifest = json.loads(json.dumps(manifest))  # deep copy, JSON types only
@@ -298,8 +312,7 @@ def save_network(out_dir, manifest: dict, arrays: dict) -> Path:
     validate_network(manifest, arrays)
 
     def writer(tmp: Path):
-        with open(tmp / ARRAYS, "wb") as f:
-            np.savez(f, **{k: arrays[k] for k in sorted(arrays)})
+        _write_npz(tmp / ARRAYS, arrays)
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=1, sort_keys=True, allow_nan=False)
             f.write("\n")

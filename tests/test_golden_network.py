@@ -172,3 +172,19 @@ def test_fast_equals_reference_on_digits_images(net):
         f = run_network(net, x, bits=bits, impl="fast")
         r = run_network(net, x, bits=bits, impl="reference")
         assert np.array_equal(f.output, r.output) and np.array_equal(f.bits, r.bits)
+
+
+def test_controller_tap_must_be_a_layer(tmp_path, net):
+    d = _corrupt(tmp_path, net, lambda m: m["controller"].update(tap="input"))
+    with pytest.raises(ArtifactError, match="controller.tap"):
+        load_network(d)
+
+
+def test_saved_bytes_do_not_depend_on_the_clock(tmp_path, net, monkeypatch):
+    import time
+    a = save_network(tmp_path / "a", net.manifest, net.arrays)
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 86400 * 400)
+    monkeypatch.setattr(time, "localtime", lambda *a: __import__("time").gmtime(real() + 86400 * 400))
+    b = save_network(tmp_path / "b", net.manifest, net.arrays)
+    assert (a / ARRAYS).read_bytes() == (b / ARRAYS).read_bytes()
