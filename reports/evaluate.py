@@ -169,7 +169,9 @@ def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=N
             stim, ops, unit = d.driver(wl, b)
             sr = sim.run(stim)
             p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
-            e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles / ops
+            # OpenSTA's power is that of one instance; the lanes are independent instances
+            # that together performed ``ops`` operations in cycles x lanes instance-cycles.
+            e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles * sr.lanes / ops
             act[str(b)] = sr.mean_activity()
         return e, act
 

@@ -171,7 +171,7 @@ def markdown(summary: dict) -> str:
                          "iCE40 LUT (no DSP)", "ECP5 LUT", "Xilinx LUT", "Fmax iCE40 MHz",
                          "Fmax ECP5 MHz", "STA path ns", "pJ/op @8b", "model @8b",
                          "measured/model"], rows))
-    lines += ["", "### Energy per operation by precision (activity-based | model)", ""]
+    lines += ["", "### Energy per operation by precision (activity-based / model, pJ)", ""]
     bits = sorted({int(b) for d in s["designs"] for b in (d.get("energy_pj_per_mac") or {})})
     erows = []
     for d in s["designs"]:
@@ -179,7 +179,7 @@ def markdown(summary: dict) -> str:
         if not e:
             continue
         em = d.get("energy_pj_per_mac_model") or {}
-        erows.append([d["name"], d["unit"]] + [f"{_fmt(e.get(str(b)))} | {_fmt(em.get(str(b)))}"
+        erows.append([d["name"], d["unit"]] + [f"{_fmt(e.get(str(b)))} / {_fmt(em.get(str(b)))}"
                                                for b in bits]
                      + [_fmt((d.get("mean_activity") or {}).get(str(bits[-1])) if bits else None)])
     lines.append(_table(["design", "unit"] + [f"{b} bits" for b in bits]
@@ -217,6 +217,12 @@ def markdown(summary: dict) -> str:
               "- Activity: zero-delay cycle simulation of the mapped netlist (every net), input "
               "port and flip-flop activity annotated in OpenSTA, which propagates it through "
               "the combinational cells; glitches are not counted.",
+              "- Caveat: this OpenSTA ignores activity annotated on combinational pins and "
+              "propagates logic activity from the inputs with its own probabilistic model, so "
+              "logic behind registers that rarely switches (the factored correction, fired once "
+              "per dot product; the requantizer's wide product) is charged at propagated, not "
+              "simulated, activity. The `net activity` column is the simulated toggle rate of "
+              "every net and shows such differences directly.",
               "- Model: " + " ".join(__import__("reports.energy_model",
                                                 fromlist=["MODEL_NOTES"]).MODEL_NOTES),
               "", "## Provenance", "", "```json",

@@ -16,8 +16,6 @@ images, quantized with the artifact's input scale, in a seeded order.
 from __future__ import annotations
 
 import json
-import math
-import os
 import tempfile
 import time
 from pathlib import Path

@@ -250,7 +250,8 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
     sources = [Path(s).resolve() for s in sources]
     h = hashlib.sha256()
     args = _build_args(sim)
-    h.update(json.dumps([_RECIPE, sim, top, args, waves, cocotb.__version__]).encode())
+    h.update(json.dumps([_RECIPE, sim, top, args, waves, cocotb.__version__,
+                         os.environ.get("DQT_VERILATOR_OPT_FAST", "-O1")]).encode())
     for s in sources:
         h.update(s.read_bytes())
     digest = h.hexdigest()
@@ -279,9 +280,11 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
             # to compile; a make command-line variable (MAKEFLAGS) restores "-include".
             # OPT_SLOW=-O0: the run-once constructors (with --public-flat-rw one varInsert per
             # signal, thousands for the engine) take minutes to optimise and gain nothing;
-            # OPT_FAST=-O1: the evaluation code, compiled quickly and still fast.
+            # OPT_FAST=-O1: the evaluation code, compiled quickly and still fast
+            # (DQT_VERILATOR_OPT_FAST overrides it, e.g. -O3 for long network runs).
+            fast = os.environ.get("DQT_VERILATOR_OPT_FAST", "-O1")
             os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + \
-                "CFG_CXXFLAGS_PCH_I=-include OPT_SLOW=-O0 OPT_FAST=-O1 OPT_GLOBAL=-O1"
+                f"CFG_CXXFLAGS_PCH_I=-include OPT_SLOW=-O0 OPT_FAST={fast} OPT_GLOBAL=-O1"
         try:
             runner.build(sources=sources, hdl_toplevel=top, build_dir=bdir, build_args=args,
                          timescale=("1ns", "1ps"), waves=waves, always=True, log_file=log)

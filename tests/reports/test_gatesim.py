@@ -111,6 +111,7 @@ def test_bitserial_netlist_matches_golden(liberty, lib):
 
 
 @need("yosys")
+@pytest.mark.slow      # the fp32 netlist alone takes ~40 s to map onto sky130
 def test_shifter_requantizer_fp32_match_golden(liberty, lib):
     rng = np.random.default_rng(3)
     T, L = 12, 64
@@ -144,6 +145,7 @@ def test_shifter_requantizer_fp32_match_golden(liberty, lib):
 
 
 @need("yosys")
+@pytest.mark.slow      # four wide constant multipliers per design
 def test_paper_and_factored_dot_match_golden(liberty, lib):
     c = paper_constants(8)
     rng = np.random.default_rng(4)
