@@ -51,7 +51,8 @@ def gemm_plan(K: int, xmax: int, wmax: int):
     if chunk >= K:
         return "f32", K
     if chunk >= _MIN_F32_CHUNK and K * m <= _F64_EXACT:  # chunk sums are added in binary64
-        return "f32", int(chunk)
+        # a multiple of 32 keeps the BLAS kernel's K-blocking aligned
+        return "f32", int(chunk) // _MIN_F32_CHUNK * _MIN_F32_CHUNK
     if K * m <= _F64_EXACT:
         return "f64", K
     return "int", K
