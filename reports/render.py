@@ -74,7 +74,8 @@ def _plot_energy(designs, path):
         if em:
             ax.plot(bs, [em.get(str(b)) for b in bs], "--", color=line.get_color(), alpha=0.5)
     ax.set_xlabel("run-time precision b (bits)")
-    ax.set_ylabel("energy per MAC (pJ)")
+    ax.set_ylabel("energy per MAC (pJ, log scale)")
+    ax.set_yscale("log")
     ax.set_title("Energy per MAC vs precision (solid: sky130 activity-based; dashed: 45 nm model)")
     ax.grid(True, alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
