@@ -22,8 +22,15 @@ DEFAULT_LIBERTY = ROOT.parent / "shared" / "pdk" / "sky130_fd_sc_hd__tt_025C_1v8
 
 #: Reduced settings for ``--fast`` (the CI smoke test) and the full default.
 PRESETS = {
-    "full": {"train": {}, "sim_images": 360, "report_fast": False},
-    "fast": {"train": {"fp32_epochs": 6, "qat_epochs": 6}, "sim_images": 24, "report_fast": True},
+    # make demo: the default training recipe, every held-out image through the RTL engine in
+    # dynamic mode (the controller's per-input precisions), the n = 8 operator designs.
+    "full": {"train": {}, "sim_images": 360, "sim_modes": ["dynamic"], "report_fast": True,
+             "report_rtl": False, "report_designs": None},
+    # dqt flow --fast (CI smoke test): a short training run, a few images in every mode, three
+    # designs that carry the headline comparison.
+    "fast": {"train": {"fp32_epochs": 4, "qat_epochs": 3, "batch_size": 128}, "sim_images": 6,
+             "sim_modes": None, "report_fast": True, "report_rtl": False,
+             "report_designs": ["int_mac_n8", "nested_mac_round_right_n8", "fp32_requant_n8"]},
 }
 
 
@@ -124,11 +131,12 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
 
     def do_sim():
         from sim.network import verify_network
-        r = verify_network(art, images=preset["sim_images"], simulator=simulator)
+        r = verify_network(art, images=preset["sim_images"], simulator=simulator, modes=preset["sim_modes"])
         (out / "sim.json").write_text(json.dumps(r, indent=1))
         return r
 
-    sim = _stage(state, "sim", _key(art_digest, v_digest, preset["sim_images"], simulator, _src("sim", "rtl")),
+    sim = _stage(state, "sim", _key(art_digest, v_digest, preset["sim_images"], preset["sim_modes"], simulator,
+                                    _src("sim", "rtl")),
                  [out / "sim.json"], do_sim, log)
     if sim.get("mismatches", 1) != 0:
         raise DQTValueError(f"RTL check found {sim.get('mismatches')} mismatches against the golden model; "
@@ -140,10 +148,12 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
 
     def do_report():
         from reports.build import build_report
-        return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"])
+        return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"],
+                            include_rtl=preset["report_rtl"], designs=preset["report_designs"])
 
     lib_digest = _hash_files([lib]) if lib and Path(lib).is_file() else str(lib)
-    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], _src("reports", "rtl")),
+    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], preset["report_rtl"],
+                                       preset["report_designs"], _src("reports", "rtl")),
                  [rdir / "index.html", rdir / "summary.json"], do_report, log)
 
     summary = {
@@ -179,8 +189,21 @@ def _print_summary(s, log):
             f"(BitOPs {s['dynamic_bitops_ratio']:.3f} of all-8-bit)")
     log(f"  RTL vs golden            {s['rtl_mismatches']} mismatches over {s['rtl_elements_checked']} elements "
         f"({s['rtl_images']} images)")
-    for line in (s.get("headline") or []):
-        log(f"  {line}")
+    rows = s.get("headline") or []
+    base = next((r for r in rows if str(r.get("name", "")).startswith("int_mac")), None)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}x" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else "n/a"
+
+    if rows:
+        log("  design                          sky130 um2  iCE40 LUT   pJ/op @8b   @4b    @2b   (vs int8 MAC: area, energy @4b)")
+    for r in rows:
+        def f(v, fmt):
+            return format(v, fmt) if isinstance(v, (int, float)) else "n/a"
+        extra = f"   {ratio(r.get('sky130_um2'), base.get('sky130_um2'))}, {ratio(r.get('pj_4b'), base.get('pj_4b'))}" \
+            if base is not None else ""
+        log(f"  {str(r.get('name')):30s} {f(r.get('sky130_um2'), '10.0f')} {f(r.get('ice40_luts'), '10.0f')} "
+            f"{f(r.get('pj_8b'), '11.2f')} {f(r.get('pj_4b'), '6.2f')} {f(r.get('pj_2b'), '6.2f')}{extra}")
     log(f"  report                   {s['report']}")
     log(f"  wall time                {s['seconds']} s")
     log(json.dumps(s, default=str))

@@ -80,16 +80,16 @@ def exact_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int):
+def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, fill=0):
     """[N, C, H, W] -> ([N*Ho*Wo, kh*kw*C] patches, Ho, Wo), zero padded.
 
     Rows are ordered (n, oy, ox) and columns (dy, dx, c): pair it with weights reshaped by
-    :func:`weights_as_cols`. Built from nine strided copies in NHWC order (memcpy speed).
+    :func:`weights_as_cols`. ``fill`` is the padding value (the code 0, offset if centred). Built from nine strided copies in NHWC order (memcpy speed).
     """
     N, C, H, W = x.shape
     Ho = (H + 2 * pad - kh) // stride + 1
     Wo = (W + 2 * pad - kw) // stride + 1
-    xp = np.zeros((N, H + 2 * pad, W + 2 * pad, C), dtype=x.dtype)
+    xp = np.full((N, H + 2 * pad, W + 2 * pad, C), fill, dtype=x.dtype)
     xp[:, pad:pad + H, pad:pad + W, :] = x.transpose(0, 2, 3, 1)
     cols = np.empty((N, Ho, Wo, kh, kw, C), dtype=x.dtype)
     for dy in range(kh):
@@ -105,7 +105,7 @@ def weights_as_cols(w: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _shift_codes(q, k, rnd, lo_in, hi_in, lo, hi, out):
+def _shift_codes(q, k, rnd, lo_in, hi_in, lo, hi, offset, out):
     bad = 0
     half = (1 << (k - 1)) if k > 0 else 0
     for i in numba.prange(q.size):
@@ -117,19 +117,20 @@ def _shift_codes(q, k, rnd, lo_in, hi_in, lo, hi, out):
             v = min(max(v, lo), hi)
         else:
             v = v >> k
-        out[i] = v
+        out[i] = v + offset
     return bad
 
 
-def shift_codes(q, n: int, bits: int, mode: str, signed: bool, dtype=np.int64):
-    """Fused nested shift (see :func:`golden.ops.nested_shift`) with range check and cast."""
+def shift_codes(q, n: int, bits: int, mode: str, signed: bool, dtype=np.int64, offset: int = 0):
+    """Fused nested shift (see :func:`golden.ops.nested_shift`), range check, + offset, cast."""
     from .formats import DQTValueError, IntFormat, NestedMode
     fmt = IntFormat(n, signed)
     out_fmt = fmt.at(bits)
     rnd = NestedMode.parse(mode) is NestedMode.ROUND
     q = np.ascontiguousarray(q)
     out = np.empty(q.shape, dtype=dtype)
-    bad = _shift_codes(q.reshape(-1), n - bits, rnd, fmt.lo, fmt.hi, out_fmt.lo, out_fmt.hi, out.reshape(-1))
+    bad = _shift_codes(q.reshape(-1), n - bits, rnd, fmt.lo, fmt.hi, out_fmt.lo, out_fmt.hi, offset,
+                       out.reshape(-1))
     if bad:
         fmt.check(q, "q")  # raises with the offending value and the range
         raise DQTValueError("codes outside the format range")
@@ -166,9 +167,11 @@ def finish_acc(s, k2: int, bias, acc_spec):
 
 
 def code_plan(K: int, bits: int):
-    """Exact GEMM plan from the format bound (|x_b| <= 2^b - 1, |w_b| <= 2^(b-1)), so the
-    operands can be shifted straight into the float type the plan needs."""
-    return gemm_plan(K, (1 << bits) - 1, 1 << (bits - 1))
+    """Exact GEMM plan from the format bounds of *centred* operands: the unsigned activation
+    codes are offset by -2^(b-1) (``shift_codes(..., offset=...)``), so |x_b - 2^(b-1)| <=
+    2^(b-1) and |w_b| <= 2^(b-1); the offset's contribution 2^(b-1) * sum_k w is added back in
+    int64. This halves the product bound, so e.g. an 8-bit K = 1024 GEMM is one binary32 call."""
+    return gemm_plan(K, 1 << (bits - 1), 1 << (bits - 1))
 
 
 def planned_gemm(xb, wb, plan):

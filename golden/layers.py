@@ -67,18 +67,23 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding):
     K = int(np.prod(np.shape(w)[1:]))
     plan = _fast.code_plan(K, bits)
     dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[plan[0]]
-    # The shifted codes go straight into the GEMM's dtype; the plan's bound makes it exact.
-    xb = _fast.shift_codes(x, n, bits, mode, False, dt)
+    # Shifted codes go straight into the GEMM's dtype, activations centred by -c (the plan's
+    # bound assumes it); c * sum_k w_b goes back in through the bias, in master units.
+    c = 1 << (bits - 1)
+    xb = _fast.shift_codes(x, n, bits, mode, False, dt, offset=-c)
     wb = _fast.shift_codes(w, n, bits, mode, True, dt)
     O = wb.shape[0]
+    k2 = 2 * (n - bits)
+    wsum = _fast.shift_codes(w, n, bits, mode, True).reshape(O, -1).sum(axis=1)
+    bias_eff = np.asarray(bias, dtype=_I64) + ((c * wsum) << k2)
     if kind == "linear":
         s = _fast.planned_gemm(xb, wb, plan)
-        return _fast.finish_acc(s, 2 * (n - bits), bias, acc)
+        return _fast.finish_acc(s, k2, bias_eff, acc)
     N = xb.shape[0]
     _, _, kh, kw = wb.shape
-    cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding)
+    cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding, fill=-c)
     s = _fast.planned_gemm(cols, _fast.weights_as_cols(wb), plan)
-    a, over = _fast.finish_acc(s, 2 * (n - bits), bias, acc)
+    a, over = _fast.finish_acc(s, k2, bias_eff, acc)
     return (a.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2),
             over.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2))
 

@@ -103,7 +103,7 @@ def _layer_elements(net, l, tr, rng, count):
                                 l.get("padding", 0))
     r = rng.integers(0, cols.shape[0], count)
     o = rng.integers(0, O, count)
-    return np.asarray(cols)[r], w.reshape(O, -1)[o]
+    return np.asarray(cols)[r], _fast.weights_as_cols(w)[o]  # same (dy, dx, c) column order
 
 
 def build_workload(net: Network | None = None, cycles: int = 128, lanes: int = 128,
