@@ -28,7 +28,7 @@ from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, Ne
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "ArtifactError", "Network", "RunResult", "array_sha256",
-    "save_network", "load_network", "validate_network", "run_network", "quantize_input",
+    "save_network", "load_network", "atomic_write_dir", "validate_network", "run_network", "quantize_input",
     "QUANT_TYPES",
 ]
 
@@ -269,7 +269,9 @@ def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) ->
         _fail("manifest.arrays", f"arrays {sorted(unused)} are not used by any layer")
 
 
-def _atomic_write_dir(out: Path, writer):
+def atomic_write_dir(out: Path, writer):
+    """Run ``writer(tmp_dir)`` in a fresh directory beside ``out``, then rename it into place
+    (replacing an old ``out``); on any error nothing is left behind."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -317,7 +319,7 @@ def save_network(out_dir, manifest: dict, arrays: dict) -> Path:
             json.dump(manifest, f, indent=1, sort_keys=True, allow_nan=False)
             f.write("\n")
 
-    _atomic_write_dir(Path(out_dir), writer)
+    atomic_write_dir(Path(out_dir), writer)
     return Path(out_dir)
 
 

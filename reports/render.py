@@ -8,9 +8,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -285,10 +282,9 @@ def _md_to_html(md: str, images: dict) -> str:
 
 def write_outputs(out_dir, summary: dict) -> Path:
     """Write summary.json, report.md, index.html and the PNGs into ``out_dir`` atomically."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from golden.network import atomic_write_dir
+
+    def writer(tmp: Path):
         _plot_area(summary["designs"], tmp / PLOTS[0])
         _plot_energy(summary["designs"], tmp / PLOTS[1])
         _plot_accuracy(summary.get("accuracy"), tmp / PLOTS[2])
@@ -302,14 +298,7 @@ def write_outputs(out_dir, summary: dict) -> Path:
         (tmp / "report.md").write_text(md_img)
         images = {p: base64.b64encode((tmp / p).read_bytes()).decode() for p in PLOTS}
         (tmp / "index.html").write_text(_md_to_html(md, images))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    out = Path(out_dir)
+    atomic_write_dir(out, writer)
     return out
