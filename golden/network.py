@@ -419,7 +419,8 @@ def _run_layer(net, l, env, bits, impl, want_acc):
 def _resolve_sources(seq, first):
     prev = first
     for l in seq:
-        l.setdefault("_src", l.get("input", prev)) if l["type"] != "add" else None
+        if l["type"] != "add":
+            l.setdefault("_src", l.get("input", prev))
         prev = l["name"]
 
 
