@@ -8,7 +8,7 @@ and all their partial sums are integers. IEEE binary32 represents every integer 
 <= 2^24 exactly, binary64 every integer <= 2^53. If a chunk of the K axis satisfies
 ``K_chunk * max|x| * max|w| <= 2^24`` then *every* partial sum that any summation order (and
 any FMA use) in the BLAS kernel can form is such an integer, so each rounding step is exact and
-the chunk's float32 result is the exact integer sum. Chunks are then added in int64. When no
+the chunk's float32 result is the exact integer sum. Chunks are then added in binary64 (exact below 2^53). When no
 chunk of useful size meets the binary32 bound, the binary64 bound is tried on the whole K,
 and failing that a numba int64 kernel computes the sum.
 """
@@ -59,25 +59,16 @@ def gemm_plan(K: int, xmax: int, wmax: int):
 
 
 def exact_gemm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Exact int64 result of x @ w.T for integer x [N, K] and w [O, K]."""
+    """Exact int64 result of x @ w.T for integer x [N, K] and w [O, K], planned from the
+    operands' actual magnitudes (the layers plan from the format bounds instead)."""
     N, K = x.shape
     if K == 0:
         return np.zeros((N, w.shape[0]), dtype=np.int64)
     xmax = int(np.abs(x).max()) if x.size else 0
     wmax = int(np.abs(w).max()) if w.size else 0
-    path, chunk = gemm_plan(K, xmax, wmax)
-    if path == "int":
-        return _gemm_i64(np.ascontiguousarray(x, dtype=np.int64),
-                         np.ascontiguousarray(w, dtype=np.int64))
-    dt = np.float32 if path == "f32" else np.float64
-    xf = x.astype(dt)
-    wt = w.T.astype(dt)
-    if chunk >= K:
-        return (xf @ wt).astype(np.int64)
-    out = np.zeros((N, w.shape[0]), dtype=np.int64)
-    for k0 in range(0, K, chunk):
-        out += (xf[:, k0:k0 + chunk] @ wt[k0:k0 + chunk]).astype(np.int64)
-    return out
+    plan = gemm_plan(K, xmax, wmax)
+    dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[plan[0]]
+    return planned_gemm(x.astype(dt), w.astype(dt), plan).astype(np.int64)
 
 
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int, pad: int, fill=0):

@@ -2,7 +2,7 @@
 
 ``impl="reference"``: numpy int64 (``np.matmul``/``einsum`` on int64 run plain loops, no BLAS,
 so the sums are exact by construction). ``impl="fast"``: numba im2col and
-:func:`golden.fast.exact_gemm`. Both return identical arrays; the tests check it.
+:func:`golden.fast.planned_gemm` on the plan :func:`golden.fast.code_plan` proves exact. Both return identical arrays; the tests check it.
 """
 from __future__ import annotations
 
