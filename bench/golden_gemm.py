@@ -24,22 +24,26 @@ import numpy as np
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from golden.formats import AccumulatorSpec, acc_width_rule  # noqa: E402
-from golden.layers import qdense_acc  # noqa: E402
+from golden.layers import prepare_weights, qdense_acc  # noqa: E402
 
 
-def _best_time(fn, repeat, min_time=0.2):
-    fn()  # warm-up (numba compile, BLAS threads)
-    best = float("inf")
+def _best_times(fns, repeat, min_time=0.2):
+    """Best seconds per call of each function, measured in alternation (round-robin over
+    ``repeat`` rounds) so that drift in the machine's speed hits every function alike."""
+    for fn in fns:
+        fn()  # warm-up (numba compile, BLAS threads)
+    best = [float("inf")] * len(fns)
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        k = 0
-        while True:
-            fn()
-            k += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = min(best, dt / k)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            k = 0
+            while True:
+                fn()
+                k += 1
+                dt = time.perf_counter() - t0
+                if dt >= min_time:
+                    break
+            best[i] = min(best[i], dt / k)
     return best
 
 
@@ -90,12 +94,14 @@ def main(argv=None):
     bias = rng.integers(-1000, 1000, N)
     acc = AccumulatorSpec(acc_width_rule(n, K) + 1)
     macs = M * K * N
-    t_fb = _best_time(_fbgemm_linear(M, K, N, rng), args.repeat) if torch else float("nan")
-    t_f32 = _best_time(_torch_f32(M, K, N), args.repeat) if torch else float("nan")
+    base = [_fbgemm_linear(M, K, N, rng), _torch_f32(M, K, N)] if torch else []
     for b in (8, 4, 2):
-        fast = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="fast")  # noqa: E731
+        # weights prepared once per width, as fbgemm's are prepacked by set_weight_bias
+        prep = prepare_weights(w, n, b, "round", "linear")
+        fast = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="fast", prepared=prep)  # noqa: E731
         ref = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="reference")  # noqa: E731
-        t_fast = _best_time(fast, args.repeat)
+        t_fast, *tb = _best_times([fast] + base, args.repeat)
+        t_fb, t_f32 = tb if tb else (float("nan"), float("nan"))
         t0 = time.perf_counter()
         r_ref = ref()
         t_ref = time.perf_counter() - t0
@@ -115,17 +121,18 @@ def main(argv=None):
     if torch:
         tx = torch.randn(Nb, C, H, H)
         tw = torch.randn(O, C, 3, 3)
-        t_cf32 = _best_time(lambda: torch.nn.functional.conv2d(tx, tw, padding=1), args.repeat)
         qconv = torch.ao.nn.quantized.Conv2d(C, O, 3, padding=1)
         qconv.set_weight_bias(torch.quantize_per_tensor(tw, 0.02, 0, torch.qint8), torch.zeros(O))
         qconv.scale, qconv.zero_point = 0.5, 0
         qx = torch.quantize_per_tensor(torch.rand(Nb, C, H, H), 1 / 255, 0, torch.quint8)
-        t_cfb = _best_time(lambda: qconv(qx), args.repeat)
+        base = [lambda: qconv(qx), lambda: torch.nn.functional.conv2d(tx, tw, padding=1)]
     else:
-        t_cf32 = t_cfb = float("nan")
+        base = []
     for b in (8, 4, 2):
-        fast = lambda: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="fast")  # noqa: E731
-        t_fast = _best_time(fast, args.repeat)
+        prep = prepare_weights(wc, n, b, "round", "conv2d")
+        fast = lambda: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="fast", prepared=prep)  # noqa: E731
+        t_fast, *tb = _best_times([fast] + base, args.repeat)
+        t_cfb, t_cf32 = tb if tb else (float("nan"), float("nan"))
         t0 = time.perf_counter()
         r_ref = qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="reference")
         t_ref = time.perf_counter() - t0

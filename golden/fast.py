@@ -14,6 +14,8 @@ and failing that a numba int64 kernel computes the sum.
 """
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 
@@ -23,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -42,6 +44,23 @@ def _gemm_i64(x, w):  # x [N, K], w [O, K] -> [N, O]
                 s += x[i, k] * w[o, k]
             out[i, o] = s
     return out
+
+
+_TORCH = None
+
+
+def _torch():
+    """torch when importable and not switched off (DQT_GOLDEN_TORCH=0), else None."""
+    global _TORCH
+    if _TORCH is None:
+        _TORCH = False
+        if os.environ.get("DQT_GOLDEN_TORCH", "1") != "0":
+            try:
+                import torch
+                _TORCH = torch
+            except ImportError:
+                pass
+    return _TORCH or None
 
 
 def gemm_plan(K: int, xmax: int, wmax: int):
@@ -130,19 +149,18 @@ def shift_codes(q, n: int, bits: int, mode: str, signed: bool, dtype=np.int64, o
 
 @numba.njit(cache=True)
 def _finish(s, k2, bias, lo, hi, sat, acc, over):
+    # Branch-free so that it vectorizes: for an in-range v both the clamp and the wrap
+    # ((v - lo) mod 2^W) + lo give v back.
     N, O = s.shape
     mod_mask = np.int64(hi) - np.int64(lo)  # 2^W - 1
-    for i in numba.prange(N):
+    for i in range(N):
         for o in range(O):
             v = (np.int64(s[i, o]) << k2) + bias[o]
-            ov = v < lo or v > hi
-            over[i, o] = ov
-            if ov:
-                if sat:
-                    v = lo if v < lo else hi
-                else:
-                    v = ((v - lo) & mod_mask) + lo
-            acc[i, o] = v
+            over[i, o] = (v < lo) | (v > hi)
+            if sat:
+                acc[i, o] = min(max(v, lo), hi)
+            else:
+                acc[i, o] = ((v - lo) & mod_mask) + lo
 
 
 def finish_acc(s, k2: int, bias, acc_spec):
@@ -173,6 +191,13 @@ def planned_gemm(xb, wb, plan):
     wt = wb.T
     K = xb.shape[1]
     if chunk >= K:
+        torch = _torch()
+        if torch is not None and xb.dtype == np.float32 and xb.size and wb.size:
+            # same exactness argument as numpy's BLAS; torch's sgemm shares its thread pool
+            # with the oneDNN conv below (two spinning pools on a small machine cost more)
+            with torch.no_grad():
+                return torch.mm(torch.from_numpy(np.ascontiguousarray(xb)),
+                                torch.from_numpy(np.ascontiguousarray(wb)).T).numpy()
         return xb @ wt
     # Each chunk's float32 result is an exact integer below 2^24; their sum stays far below
     # 2^53, so adding the chunks in binary64 is exact too.
@@ -180,3 +205,81 @@ def planned_gemm(xb, wb, plan):
     for k0 in range(0, K, chunk):
         out += xb[:, k0:k0 + chunk] @ wt[k0:k0 + chunk]
     return out
+
+
+
+# --- convolution on oneDNN -----------------------------------------------------------------
+# A conv layer's GEMM is skinny (K = C*kh*kw, e.g. 144 x 16 output channels): BLAS runs it
+# slowly and im2col costs more than the products. When torch with oneDNN (mkldnn) is present,
+# the fast path calls ``aten.mkldnn_convolution`` on float32 codes in channels-last layout
+# instead. oneDNN's direct and GEMM-based convolutions form sums of the same integer products,
+# so the binary32 bound of :func:`code_plan` proves the result exact just as for BLAS. The
+# backend is named explicitly (never ``conv2d``'s dispatcher) because the NNPACK backend it may
+# pick uses Winograd transforms, which are not sums of products. Without torch/oneDNN, or when
+# the bound fails, the im2col path runs.
+
+def onednn_conv_available() -> bool:
+    torch = _torch()
+    return torch is not None and bool(torch.backends.mkldnn.is_available())
+
+
+def _torch_conv():
+    return _torch()
+
+
+@numba.njit(cache=True)
+def _shift_pad_nhwc(x, k, rnd, lo_in, hi_in, lo, hi, pad, offset, out):
+    # x [N, C, H, W] integer codes -> out [N, H+2p, W+2p, C] float32: shifted codes + offset,
+    # border = offset (the code 0, centred)
+    N, C, H, W = x.shape
+    Hp = out.shape[1]
+    Wp = out.shape[2]
+    half = (1 << (k - 1)) if k > 0 else 0
+    bad = 0
+    for n in range(N):
+        for y in range(Hp):
+            for xx in range(Wp):
+                if y < pad or y >= pad + H or xx < pad or xx >= pad + W:
+                    for c in range(C):
+                        out[n, y, xx, c] = offset
+        for c in range(C):
+            for y in range(H):
+                for xx in range(W):
+                    v = np.int64(x[n, c, y, xx])
+                    if v < lo_in or v > hi_in:
+                        bad += 1
+                    if rnd and k > 0:
+                        v = min(max((v + half) >> k, lo), hi)
+                    else:
+                        v = v >> k
+                    out[n, y + pad, xx + pad, c] = v + offset
+    return bad
+
+
+def onednn_conv_acc(x, wb, bias_eff, n: int, bits: int, mode: str, stride: int, pad: int, acc_spec):
+    """Accumulator and overflow flags of a conv2d layer through oneDNN. ``wb`` holds the
+    shifted weight codes as float32 [O, C, kh, kw]; the activations are shifted and centred by
+    -2^(bits-1) here, and ``bias_eff`` already carries 2^(bits-1) * sum w back (master units).
+    Callers check ``code_plan(K, bits) == ("f32", K)`` first."""
+    from .formats import DQTValueError, IntFormat, NestedMode, Overflow
+    torch = _torch_conv()
+    x = np.ascontiguousarray(x)
+    N, C, H, W = x.shape
+    O, _, kh, kw = wb.shape
+    fmt = IntFormat(n, False)
+    ofmt = fmt.at(bits)
+    rnd = NestedMode.parse(mode) is NestedMode.ROUND
+    xp = np.empty((N, H + 2 * pad, W + 2 * pad, C), dtype=np.float32)
+    if _shift_pad_nhwc(x, n - bits, rnd, fmt.lo, fmt.hi, ofmt.lo, ofmt.hi, pad, -(1 << (bits - 1)), xp):
+        fmt.check(x, "q")  # raises with the offending value and the range
+        raise DQTValueError("codes outside the format range")
+    tx = torch.from_numpy(xp).permute(0, 3, 1, 2)  # NCHW view of channels-last memory
+    tw = torch.from_numpy(np.ascontiguousarray(wb, dtype=np.float32)).contiguous(
+        memory_format=torch.channels_last)
+    with torch.no_grad():
+        s = torch.ops.aten.mkldnn_convolution(tx, tw, None, [0, 0], [stride, stride], [1, 1], 1)
+    s = s.permute(0, 2, 3, 1).contiguous().numpy()  # [N, Ho, Wo, O] (no copy when channels-last)
+    _, Ho, Wo, _ = s.shape
+    acc, over = finish_acc(s.reshape(-1, O), 2 * (n - bits), bias_eff, acc_spec)
+    return (acc.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2),
+            over.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2))

@@ -12,9 +12,12 @@ from . import fast as _fast
 from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat
 from .ops import accumulate, int_add, nested_shift, requantize
 
-__all__ = ["qdense_acc", "qdense", "max_pool", "avg_pool", "add", "clip", "IMPLS"]
+__all__ = ["prepare_weights", "PreparedWeights", "qdense_acc", "qdense", "max_pool", "avg_pool", "add", "clip", "IMPLS"]
 
 IMPLS = ("reference", "fast")
+# The fast path's conv2d uses oneDNN when torch has it (golden.fast.onednn_conv_acc); the tests
+# switch this off to check the im2col + BLAS path too.
+_use_onednn = True
 _I64 = np.int64
 
 
@@ -38,19 +41,21 @@ def _ref_conv(x, w, stride, pad):
 
 
 def qdense_acc(x, w, bias, n: int, bits: int, mode, acc: AccumulatorSpec, kind: str = "linear",
-               stride: int = 1, padding: int = 0, impl: str = "fast"):
+               stride: int = 1, padding: int = 0, impl: str = "fast",
+               prepared: "PreparedWeights | None" = None):
     """Accumulator of a linear or conv2d layer at run-time width ``bits``, in master units.
 
     x: unsigned n-bit codes, [N, K] (linear) or [N, C, H, W] (conv2d); w: signed n-bit codes,
     [O, K] or [O, C, kh, kw]; bias: int64 [O] in master accumulator units.
     acc = (sum x_b * w_b) << 2(n - bits) + bias, then the overflow policy.
-    Returns ``(acc, overflowed)`` with shape [N, O] or [N, O, Ho, Wo].
+    Returns ``(acc, overflowed)`` with shape [N, O] or [N, O, Ho, Wo]. ``prepared`` (fast path
+    only) reuses weights from :func:`prepare_weights`.
     """
     _check_impl(impl)
     if kind not in ("linear", "conv2d"):
         raise DQTValueError(f"layer kind {kind!r} is not one of ['linear', 'conv2d']")
     if impl == "fast":
-        return _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding)
+        return _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared)
     xb = nested_shift(x, n, bits, mode, signed=False)
     wb = nested_shift(w, n, bits, mode, signed=True)
     k2 = _I64(2 * (n - bits))
@@ -63,26 +68,73 @@ def qdense_acc(x, w, bias, n: int, bits: int, mode, acc: AccumulatorSpec, kind: 
     return accumulate((s << k2) + b, acc)
 
 
-def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding):
-    K = int(np.prod(np.shape(w)[1:]))
-    plan = _fast.code_plan(K, bits)
-    dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[plan[0]]
-    # Shifted codes go straight into the GEMM's dtype, activations centred by -c (the plan's
+class PreparedWeights:
+    """A layer's weights made ready for the fast path at one width: the shifted codes in the
+    exact GEMM plan's dtype (transposed for the GEMM, or channels-last float32 for oneDNN) and
+    sum_k w_b. The analogue of fbgemm's prepacked weights: build it once per (layer, bits) with
+    :func:`prepare_weights` and pass it to :func:`qdense_acc`; it holds a copy, so later writes
+    to ``w`` do not reach it."""
+
+    __slots__ = ("n", "bits", "mode", "kind", "shape", "plan", "dtype", "wb", "wmat", "wsum", "onednn")
+
+    def __init__(self, w, n, bits, mode, kind):
+        w = np.asarray(w)
+        self.n, self.bits, self.mode, self.kind = n, bits, str(mode), kind
+        self.shape = tuple(w.shape)
+        K = int(np.prod(w.shape[1:]))
+        self.plan = _fast.code_plan(K, bits)
+        self.dtype = dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[self.plan[0]]
+        wb = _fast.shift_codes(w, n, bits, mode, True, dt)
+        O = wb.shape[0]
+        # sum_k w_b: exact in binary64 (|sum| <= K * 2^(b-1) << 2^53)
+        self.wsum = wb.reshape(O, -1).sum(axis=1, dtype=_I64 if dt is _I64 else np.float64).astype(_I64)
+        self.onednn = (kind == "conv2d" and _use_onednn and self.plan == ("f32", K)
+                       and _fast.onednn_conv_available())
+        self.wb = wb
+        if kind == "linear":
+            self.wmat = wb
+        elif self.onednn:
+            self.wmat = None
+        else:
+            self.wmat = _fast.weights_as_cols(wb)
+
+    def check(self, w, n, bits, mode, kind):
+        got = (tuple(np.shape(w)), n, bits, str(mode), kind)
+        want = (self.shape, self.n, self.bits, self.mode, self.kind)
+        if got != want:
+            raise DQTValueError(f"prepared weights are for (shape, n, bits, mode, kind) = {want}, "
+                                f"the call has {got}")
+
+
+def prepare_weights(w, n: int, bits: int, mode, kind: str = "linear") -> PreparedWeights:
+    """Shift and lay out a layer's weights once for repeated :func:`qdense_acc` calls."""
+    if kind not in ("linear", "conv2d"):
+        raise DQTValueError(f"layer kind {kind!r} is not one of ['linear', 'conv2d']")
+    return PreparedWeights(w, n, bits, mode, kind)
+
+
+def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared=None):
+    if prepared is None:
+        prepared = PreparedWeights(w, n, bits, mode, kind)
+    else:
+        prepared.check(w, n, bits, mode, kind)
+    p = prepared
+    plan, dt = p.plan, p.dtype
+    # Activations are shifted straight into the GEMM's dtype and centred by -c (the plan's
     # bound assumes it); c * sum_k w_b goes back in through the bias, in master units.
     c = 1 << (bits - 1)
-    xb = _fast.shift_codes(x, n, bits, mode, False, dt, offset=-c)
-    wb = _fast.shift_codes(w, n, bits, mode, True, dt)
-    O = wb.shape[0]
     k2 = 2 * (n - bits)
-    wsum = _fast.shift_codes(w, n, bits, mode, True).reshape(O, -1).sum(axis=1)
-    bias_eff = np.asarray(bias, dtype=_I64) + ((c * wsum) << k2)
+    bias_eff = np.asarray(bias, dtype=_I64) + ((c * p.wsum) << k2)
+    if p.onednn:
+        return _fast.onednn_conv_acc(x, p.wb, bias_eff, n, bits, mode, stride, padding, acc)
+    xb = _fast.shift_codes(x, n, bits, mode, False, dt, offset=-c)
     if kind == "linear":
-        s = _fast.planned_gemm(xb, wb, plan)
+        s = _fast.planned_gemm(xb, p.wmat, plan)
         return _fast.finish_acc(s, k2, bias_eff, acc)
     N = xb.shape[0]
-    _, _, kh, kw = wb.shape
+    O, _, kh, kw = p.shape
     cols, Ho, Wo = _fast.im2col(xb, kh, kw, stride, padding, fill=-c)
-    s = _fast.planned_gemm(cols, _fast.weights_as_cols(wb), plan)
+    s = _fast.planned_gemm(cols, p.wmat, plan)
     a, over = _fast.finish_acc(s, k2, bias_eff, acc)
     return (a.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2),
             over.reshape(N, Ho, Wo, O).transpose(0, 3, 1, 2))

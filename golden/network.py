@@ -343,6 +343,10 @@ def load_network(path) -> Network:
     except ValueError as e:
         raise ArtifactError(f"{p / ARRAYS}: cannot be read without pickle ({e})") from None
     validate_network(manifest, arrays)
+    for a in arrays.values():  # a loaded network is immutable (lets the runner cache weights)
+        while isinstance(a, np.ndarray):
+            a.setflags(write=False)
+            a = a.base
     return Network(manifest, arrays, p)
 
 
@@ -374,6 +378,27 @@ class RunResult:
         return t
 
 
+def _read_only(a) -> bool:
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return False
+        a = a.base
+    return True
+
+
+def _prepared(net, l, w, bits, kind):
+    """Prepared weights of layer ``l`` at ``bits``, cached on the network while its weight
+    array (and every array it views) is read-only, as after :func:`load_network`."""
+    if not _read_only(w):
+        return None
+    cache = net.__dict__.setdefault("_prepared", {})
+    key = (l["name"], bits)
+    hit = cache.get(key)
+    if hit is None or hit[0] is not w:
+        hit = cache[key] = (w, L.prepare_weights(w, net.n, bits, net.mode, kind))
+    return hit[1]
+
+
 def _run_layer(net, l, env, bits, impl, want_acc):
     """Run one layer on env values; returns (output, overflow_count, ops, acc or None)."""
     n, t = net.n, l["type"]
@@ -386,7 +411,8 @@ def _run_layer(net, l, env, bits, impl, want_acc):
         w = A[l["weight"]]
         acc = AccumulatorSpec(l["acc_width"], l["overflow"])
         a, over = L.qdense_acc(x, w, A[l["bias"]], n, bits, net.mode, acc, t,
-                               l.get("stride", 1), l.get("padding", 0), impl)
+                               l.get("stride", 1), l.get("padding", 0), impl,
+                               _prepared(net, l, w, bits, t) if impl == "fast" else None)
         if l["requant"]:
             M = A[l["M"]][:, None, None] if t == "conv2d" else A[l["M"]]
             y = L.requantize(a, M, l["S"], IntFormat(n, False), 0, l["rule"],

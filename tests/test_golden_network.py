@@ -188,3 +188,16 @@ def test_saved_bytes_do_not_depend_on_the_clock(tmp_path, net, monkeypatch):
     monkeypatch.setattr(time, "localtime", lambda *a: __import__("time").gmtime(real() + 86400 * 400))
     b = save_network(tmp_path / "b", net.manifest, net.arrays)
     assert (a / ARRAYS).read_bytes() == (b / ARRAYS).read_bytes()
+
+
+def test_loaded_network_is_read_only_and_caches_prepared_weights(tmp_path, net, x):
+    loaded = load_network(save_network(tmp_path / "c", net.manifest, net.arrays))
+    w = loaded.arrays[loaded.layers[0]["weight"]] if "weight" in loaded.layers[0] else \
+        next(a for a in loaded.arrays.values() if a.ndim == 4)
+    with pytest.raises(ValueError):
+        w[...] = 0  # immutable after load: the runner's weight cache relies on it
+    for bits in (4, 8, 4):  # the second 4-bit run reuses the cached weights
+        f = run_network(loaded, x, bits=bits, impl="fast")
+        r = run_network(loaded, x, bits=bits, impl="reference")
+        assert np.array_equal(f.output, r.output)
+    assert {b for (_, b) in loaded.__dict__["_prepared"]} == {4, 8}
