@@ -155,3 +155,22 @@ def test_prepared_weights_are_checked_and_copied():
     assert np.array_equal(got[0], want[0])
     with pytest.raises(DQTValueError, match=r"prepared weights are for .*bits.*\(\(3, 20\), 8, 4"):
         layers.qdense_acc(x, w_before, np.zeros(3, np.int64), 8, 5, "round", acc, prepared=prep)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+def test_fast_path_without_torch(kind, monkeypatch):
+    """DQT_GOLDEN_TORCH=0 / no torch: numpy BLAS and im2col give the same bits."""
+    from golden import layers
+    monkeypatch.setattr(fast, "_TORCH", False)
+    assert not fast.onednn_conv_available()
+    rng = np.random.default_rng(11)
+    if kind == "linear":
+        x, w, geo = rng.integers(0, 256, (33, 700)), rng.integers(-128, 128, (9, 700)), ()
+    else:
+        x, w, geo = rng.integers(0, 256, (2, 16, 9, 9)), rng.integers(-128, 128, (8, 16, 3, 3)), (1, 1)
+    acc = AccumulatorSpec(acc_width_rule(8, int(np.prod(w.shape[1:]))))
+    for bits in (8, 3):
+        args = (x, w, np.zeros(w.shape[0], np.int64), 8, bits, "round", acc, kind, *geo)
+        r = layers.qdense_acc(*args, impl="reference")
+        f = layers.qdense_acc(*args, impl="fast")
+        assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
