@@ -11,7 +11,7 @@ Members
 -------
 in_data : In(ArrayLayout(engine input payload, batch))
     Beats ``0 .. in_count - 1`` are streamed into ``engine.i`` in order after ``in_go``;
-    the port must hold its value until ``idle`` rises again.
+    the port is sampled (latched) on the ``in_go`` clock edge.
 in_count : In(range(batch + 1)), in_go : In(1)
 out_data : Out(ArrayLayout(engine output payload, batch))
     Output beat j of the batch lands in element j (in arrival order).
@@ -31,7 +31,8 @@ every other engine port
 """
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Module, ResetSignal, Shape, Signal,
+                          Value, unsigned)
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -42,8 +43,9 @@ __all__ = ["EngineHarness"]
 
 
 
-class EngineHarness(wiring.Component):
-    """Wrap ``rtl.engine.Engine(**engine_params)`` with batch input/output buffers.
+class _HarnessCore(wiring.Component):
+    """The harness logic; :class:`EngineHarness` wraps it so that the top module holds
+    nothing but ports (see there).
 
     Parameters
     ----------
@@ -62,11 +64,17 @@ class EngineHarness(wiring.Component):
         eng = self.engine
         lay_i = eng.signature.members["i"].signature.members["payload"].shape
         lay_o = eng.signature.members["o"].signature.members["payload"].shape
+        # Ports are plain bit vectors (views are made inside): a layout-typed port makes the
+        # Verilog backend declare a named wire per field and element in the module that
+        # drives it (thousands for out_data), each one evaluated on every eval().
+        self._lay = {"in_data": data.ArrayLayout(lay_i, self._batch),
+                     "out_data": data.ArrayLayout(lay_o, self._batch),
+                     "out_cycle": data.ArrayLayout(32, self._batch)}
         members = {
-            "in_data": In(data.ArrayLayout(lay_i, self._batch)),
+            "in_data": In(Shape.cast(self._lay["in_data"]).width),
             "in_count": In(range(self._batch + 1)), "in_go": In(1),
-            "out_data": Out(data.ArrayLayout(lay_o, self._batch)),
-            "out_cycle": Out(data.ArrayLayout(32, self._batch)),
+            "out_data": Out(Shape.cast(self._lay["out_data"]).width),
+            "out_cycle": Out(Shape.cast(self._lay["out_cycle"]).width),
             "out_count": Out(range(self._batch + 1)), "out_clear": In(1),
             "stall": In(1), "idle": Out(1), "cycle": Out(32),
         }
@@ -74,42 +82,105 @@ class EngineHarness(wiring.Component):
         # through under its own name, whatever the engine's register interface looks like
         self._pass = [k for k in eng.signature.members if k not in ("i", "o")]
         for name in self._pass:
-            members[name] = eng.signature.members[name]
+            mem = eng.signature.members[name]
+            shape = mem.shape
+            if isinstance(shape, data.ShapeCastable):
+                shape = unsigned(Shape.cast(shape).width)
+            members[name] = In(shape) if mem.flow == wiring.In else Out(shape)
         super().__init__(members)
 
     batch = property(lambda self: self._batch)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.engine = eng = self.engine
+        # Amaranth computes every register's next state in combinational processes that end in
+        # ``if (rst) next = init``: with the top-level reset port driving them, Verilator
+        # re-evaluates the whole datapath on every clock edge (its input-driven "ico" region).
+        # The engine and the harness therefore run in domain "h", whose reset is the port
+        # ``rst`` registered once (one cycle later, as for every input below).
+        m.domains.h = ClockDomain("h", local=True)
+        m.domains.hr = ClockDomain("hr", local=True, reset_less=True)
+        rst_r = Signal(init=1)
+        m.d.comb += [ClockSignal("h").eq(ClockSignal("sync")), ClockSignal("hr").eq(ClockSignal("sync")),
+                     ResetSignal("h").eq(rst_r)]
+        m.d.hr += rst_r.eq(ResetSignal("sync"))
+        m.submodules.engine = eng = DomainRenamer("h")(self.engine)
         B = self._batch
+        # Every input reaches the engine through a register: no combinational path from a
+        # top-level port into the datapath, so a simulator that re-evaluates input-driven logic
+        # on every clock edge (Verilator's "ico" region) evaluates the datapath only when its
+        # registers change. Configuration and memory writes land one cycle later than written.
         for name in self._pass:
             if eng.signature.members[name].flow == wiring.In:
-                m.d.comb += getattr(eng, name).eq(getattr(self, name))
+                m.d.h += Value.cast(getattr(eng, name)).eq(getattr(self, name))
             else:
-                m.d.comb += getattr(self, name).eq(getattr(eng, name))
-        m.d.sync += self.cycle.eq(self.cycle + 1)
+                m.d.comb += getattr(self, name).eq(Value.cast(getattr(eng, name)))
+        in_data = data.View(self._lay["in_data"], self.in_data)
+        out_data = data.View(self._lay["out_data"], self.out_data)
+        out_cycle = data.View(self._lay["out_cycle"], self.out_cycle)
+        m.d.h += self.cycle.eq(self.cycle + 1)
 
         # sender: beats 0 .. in_count-1 of in_data, one per accepted handshake
+        # The batch is latched at in_go: no combinational path from the wide input port, so a
+        # simulator re-evaluating input-driven logic on every clock edge (Verilator's "ico"
+        # region) has next to nothing to do, and the beat mux reads a register.
         ptr = Signal(range(B + 1))
         active = Signal()
+        buf = Signal(self._lay["in_data"])
         with m.If(self.in_go):
-            m.d.sync += [ptr.eq(0), active.eq(self.in_count != 0)]
-        m.d.comb += [eng.i.valid.eq(active), eng.i.payload.eq(self.in_data[ptr])]
+            m.d.h += [ptr.eq(0), active.eq(self.in_count != 0), buf.eq(in_data)]
+        m.d.comb += [eng.i.valid.eq(active), eng.i.payload.eq(buf[ptr])]
         with m.If(active & eng.i.ready & ~self.in_go):
-            m.d.sync += ptr.eq(ptr + 1)
+            m.d.h += ptr.eq(ptr + 1)
             with m.If(ptr + 1 >= self.in_count):
-                m.d.sync += active.eq(0)
+                m.d.h += active.eq(0)
 
         # capture: every output beat into the next slot
         lfsr = Signal(16, init=0xACE1)
-        m.d.sync += lfsr.eq((lfsr << 1) | (lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]))
-        m.d.comb += eng.o.ready.eq(~self.stall | lfsr[0])
+        m.d.h += lfsr.eq((lfsr << 1) | (lfsr[15] ^ lfsr[13] ^ lfsr[12] ^ lfsr[10]))
+        stall = Signal()
+        m.d.h += stall.eq(self.stall)
+        m.d.comb += eng.o.ready.eq(~stall | lfsr[0])
         with m.If(self.out_clear):
-            m.d.sync += self.out_count.eq(0)
+            m.d.h += self.out_count.eq(0)
         with m.Elif(eng.o.valid & eng.o.ready & (self.out_count < B)):
-            m.d.sync += [self.out_data[self.out_count].eq(eng.o.payload),
-                         self.out_cycle[self.out_count].eq(self.cycle),
-                         self.out_count.eq(self.out_count + 1)]
+            m.d.h += [out_data[self.out_count].eq(eng.o.payload),
+                      out_cycle[self.out_count].eq(self.cycle),
+                      self.out_count.eq(self.out_count + 1)]
         m.d.comb += self.idle.eq(~active & ~eng.busy)
+        return m
+
+
+class EngineHarness(wiring.Component):
+    """Wrap ``rtl.engine.Engine(**engine_params)`` with batch input/output buffers.
+
+    Parameters
+    ----------
+    engine_params : dict
+        Constructor arguments of :class:`rtl.engine.Engine`.
+    batch : int
+        Beats per batch in each direction (1..1024).
+
+    The top module is a shell of ports around the harness logic: Verilator builds it with
+    only the top module's signals VPI-visible (:func:`sim.runner.build` ``public="ports"``),
+    so no internal signal counts as externally writable and the datapath is evaluated only
+    when its registers change.
+    """
+
+    def __init__(self, engine_params: dict, batch: int = 64):
+        self._core = _HarnessCore(engine_params, batch)
+        self.engine = self._core.engine
+        members = dict(self._core.signature.members)
+        super().__init__(members)
+
+    batch = property(lambda self: self._core.batch)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.harness = core = self._core
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                m.d.comb += getattr(core, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(core, name))
         return m

@@ -132,7 +132,7 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
         raise runner.SimulatorError(reason)
     t0 = time.monotonic()
     info = runner.generate_harness(params, batch)
-    bdir = runner.build(simulator, [info.path], info.top)
+    bdir = runner.build(simulator, [info.path], info.top, public="ports")
     t_build = time.monotonic() - t0
     jobdir = Path(tempfile.mkdtemp(prefix="network-", dir=bdir))
     inputs = jobdir / "inputs.npy"

@@ -233,12 +233,19 @@ def _save_runtime(cache: Path, bdir: Path) -> None:
         os.replace(tmp, cache)
 
 
-def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "") -> Path:
+def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "",
+          public: str = "all") -> Path:
     """Build ``sources`` (Verilog files) with top ``top`` for ``sim``; return the build dir.
 
     The build is skipped when a build with the same Verilog text, arguments and waves
-    setting exists (stamp file ``dqt_build.json``).
+    setting exists (stamp file ``dqt_build.json``). ``public="ports"`` (Verilator): only the
+    top module's signals are VPI-visible (``--public-depth 1`` instead of cocotb's
+    ``--public-flat-rw``). A design whose every signal is VPI-writable must have all its
+    combinational logic re-evaluated on every ``eval()`` (Verilator's "ico" region); for the
+    engine that is most of the simulation time. Testbenches that only use ports lose nothing.
     """
+    if public not in ("all", "ports"):
+        raise ValueError(f"public={public!r} is not one of ['all', 'ports']")
     check_simulator(sim)
     reason = missing_reason(sim)
     if reason:
@@ -250,7 +257,8 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
     sources = [Path(s).resolve() for s in sources]
     h = hashlib.sha256()
     args = _build_args(sim)
-    h.update(json.dumps([_RECIPE, sim, top, args, waves, cocotb.__version__,
+    ports_only = sim == "verilator" and public == "ports"
+    h.update(json.dumps([_RECIPE, sim, top, args, waves, cocotb.__version__, ports_only,
                          os.environ.get("DQT_VERILATOR_OPT_FAST", "-O1")]).encode())
     for s in sources:
         h.update(s.read_bytes())
@@ -271,6 +279,14 @@ def build(sim: str, sources, top: str, waves: bool | None = None, tag: str = "")
         if rt is not None:
             _restore_runtime(rt, bdir)
         runner = get_runner(sim)
+        if ports_only:
+            cocotb_cmd = runner._build_command
+
+            def _ports_only_command():
+                cmds = cocotb_cmd()
+                first = [a for a in cmds[0] if a != "--public-flat-rw"]
+                return [first + ["--public-depth", "1"]] + list(cmds[1:])
+            runner._build_command = _ports_only_command
         t0 = time.monotonic()
         log = bdir.parent / f"{bdir.name}.build.log"
         saved = os.environ.get("MAKEFLAGS")
