@@ -8,6 +8,7 @@ with ``allow_pickle=False``.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,21 @@ def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=N
     null, with a note).
     """
     from .designs import default_designs
-    from .pnr import place_and_route
-    from .sta import sta_power, sta_timing
-    from .synth import synth_many
 
     designs = {d.name: d for d in default_designs(fast, include_rtl)}
     if name not in designs:
         raise DQTValueError(f"design {name!r} is not in the design list")
-    d = designs[name]
+    t0 = time.monotonic()
+    res = _evaluate(designs[name], fast, liberty, workload_path, fpga)
+    res["eval_seconds"] = round(time.monotonic() - t0, 2)  # wall time, cache hits included
+    return res
+
+
+def _evaluate(d, fast, liberty, workload_path, fpga):
+    from .pnr import place_and_route
+    from .sta import sta_power, sta_timing
+    from .synth import synth_many
+
     res = empty_result(d)
     wl = load_workload(workload_path) if workload_path else None
     if wl is not None and d.family in ("int_mac", "nested_mac", "bitserial_mac", "paper_dot",
