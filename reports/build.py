@@ -89,6 +89,15 @@ def _headline(designs):
     return rows
 
 
+def _cost_hint(d) -> int:
+    """Rough relative synthesis cost of a design (scheduling order only)."""
+    if d.family == "engine" or d.name == "rtl_engine":
+        return 1000
+    wide = ("paper_dot", "fp32_requant", "factored_dot", "requantize", "requantizer", "int_mul")
+    base = 100 if any(w in d.name for w in wide) else 10
+    return base * (2 if d.source == "rtl" else 1) + d.n
+
+
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
                  include_rtl: bool = True, progress: bool = True, designs=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
@@ -160,8 +169,10 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
             except Exception:
                 pass
         results = {}
+        # longest first, so that no worker is left alone with the engine at the end
+        order = sorted(designs, key=_cost_hint, reverse=True)
         args = [(d.name, fast, str(lib) if lib else None, str(wl_path), include_rtl)
-                for d in designs]
+                for d in order]
         bar = tqdm(total=len(args), desc="dqt report", unit="design", disable=not progress)
         if jobs == 1:
             for a in args:

@@ -58,7 +58,7 @@ def empty_result(d) -> dict:
             "ice40_luts": None, "ecp5_luts": None, "fpga": {},
             "fmax_mhz_ice40": None, "fmax_mhz_ecp5": None, "sta_critical_path_ns": None,
             "energy_pj_per_mac": None, "energy_pj_per_mac_model": None,
-            "mean_activity": None, "notes": []}
+            "mean_activity": None, "memory_bits": None, "notes": []}
 
 
 _LIBS = {}
@@ -121,7 +121,9 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
     if not has_yosys:
         res["notes"].append("yosys not found: area, FPGA and timing fields are null")
         return res
-    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp")
+    # With and without DSPs for the proxy datapaths (the comparisons); the rtl/ components
+    # get the DSP flows only (the no-DSP multiplier mapping is their slowest step).
+    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if d.source == "proxy" else ("ice40", "ecp5")
     # synth_xilinx is the slowest flow (~25 s for a small MAC, many minutes for the 32-bit
     # multipliers of the requantizers without DSPs): run it for the n = 8 MACs only, and
     # not in --fast mode.
@@ -137,6 +139,11 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
             res["notes"].append(f"synthesis target {t} failed")
     if "cmos" in syn:
         res["transistors"] = syn["cmos"]["transistors"]
+        bits = syn["cmos"].get("memory_bits") or 0
+        res["memory_bits"] = bits
+        if bits:
+            res["notes"].append(f"{bits} memory bits are SRAM macros outside the transistor count "
+                                "and the sky130 area (logic only); FPGA flows map them to block RAM")
     for t in targets:
         if t in syn:
             res["fpga"][t] = syn[t]["resources"]

@@ -25,14 +25,14 @@ from golden.formats import DQTValueError
 from .cache import cache_dir, cache_get, cache_key, cache_put
 from .tools import ToolError, find_tool, prepare_liberty, run_tool, tool_version
 
-__all__ = ["TARGETS", "FPGA_TARGETS", "synth", "synth_many", "parse_stat_cells", "fpga_resources",
-           "ports_of"]
+__all__ = ["TARGETS", "FPGA_TARGETS", "synth", "synth_many", "parse_stat_cells",
+           "parse_memory_bits", "fpga_resources", "ports_of"]
 
 FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_nodsp")
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 4
+_SCRIPT_VERSION = 5  # bump when a target script changes
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -44,18 +44,34 @@ _FPGA_CMD = {
 }
 
 
+#: ``synth``'s "fine" stage without ``memory_map``: memories stay whole (see _MACROS).
+_FINE = "opt -fast -full; opt -full; techmap; opt -fast"
+#: ABC script of the gate-level flows: Yosys's default minus its ``&fraig -x; scorr``
+#: (SAT sweeping), which on multiplier-rich designs (the engine, 32-bit requantizers) runs
+#: for tens of minutes under WebAssembly for a few percent of area; ``dretime`` is left out
+#: too (registers stay where the RTL puts them).
+ABC_SCRIPT = "+strash;dc2;&get,-n;&dch,-f;&nf,{D};&put"
+#: Memories (the engine's weight, constant and input buffers) are kept as macro cells of
+#: type DQT_SRAM outside the logic area, as an ASIC would take them from a memory compiler;
+#: their size goes to ``mem.txt`` (``dump``) and, for the STA netlist, the cells are removed
+#: (their read data become unconstrained start points).
+_MACROS = "tee -q -o {p}mem.txt dump t:$mem_v2; chtype -set DQT_SRAM t:$mem_v2"
+
+
 def _script(target, top, lib, p=""):
     """Commands of one target, starting from the saved, elaborated design ``orig``; output
     files are prefixed with ``p`` so several targets share one Yosys process."""
-    head = "design -load orig; "
+    head = f"design -load orig; synth -flatten -top {top} -run begin:fine; {_FINE}; "
     if target == "cmos":
-        return head + f"synth -flatten -top {top}; tee -q -o {p}stat.txt stat -tech cmos"
+        return head + (f"abc -script {ABC_SCRIPT}; opt -fast; {_MACROS.format(p=p)}; "
+                       f"tee -q -o {p}stat.txt stat -tech cmos")
     if target == "sky130":
         return head + (
-            f"synth -flatten -top {top}; dfflibmap -liberty {lib}; "
-            f"abc -liberty {lib} -dont_use *lpflow*; opt_clean; setundef -zero; "
-            "splitnets; opt_clean -purge; rename -enumerate -pattern n%_; "
-            f"tee -q -o {p}stat.txt stat -liberty {lib}; "
+            f"dfflibmap -liberty {lib}; "
+            f"abc -liberty {lib} -dont_use *lpflow* -script {ABC_SCRIPT}; opt_clean; "
+            f"setundef -zero; splitnets; opt_clean -purge; {_MACROS.format(p=p)}; "
+            f"rename -enumerate -pattern n%_; tee -q -o {p}stat.txt stat -liberty {lib}; "
+            "delete t:DQT_SRAM; "
             f"write_verilog -noattr -noexpr -nohex -nodec {p}netlist.v; "
             f"write_blif -cname {p}netlist.blif")
     if target in _FPGA_CMD:
@@ -66,6 +82,17 @@ def _script(target, top, lib, p=""):
 
 _CELL_LINE = re.compile(r"^\s*(\d+)\s+(?:[0-9.eE+-]+\s+)?([$\\A-Za-z_][\w$\\.]*)\s*$")
 _CELL_LINE_OLD = re.compile(r"^\s*([$\\A-Za-z_][\w$\\.]*)\s+(\d+)\s*$")
+
+
+def parse_memory_bits(dump: str) -> int:
+    """Total bits (SIZE x WIDTH) of the $mem_v2 cells in a Yosys ``dump``."""
+    total = 0
+    for cell in dump.split("cell $mem_v2")[1:]:
+        size = re.search(r"parameter \\SIZE (\d+)", cell)
+        width = re.search(r"parameter \\WIDTH (\d+)", cell)
+        if size and width:
+            total += int(size.group(1)) * int(width.group(1))
+    return total
 
 
 def parse_stat_cells(text: str) -> dict:
@@ -134,6 +161,9 @@ def ports_of(verilog: str, top: str) -> list:
 def _parse(target, work, p):
     stat = (work / f"{p}stat.txt").read_text()
     res = {"target": target, "cells": parse_stat_cells(stat)}
+    mem = work / f"{p}mem.txt"
+    if mem.is_file():
+        res["memory_bits"] = parse_memory_bits(mem.read_text())
     if target == "cmos":
         m = re.search(r"Estimated number of transistors:\s*([0-9]+)", stat)
         if not m:
