@@ -164,11 +164,12 @@ def markdown(summary: dict) -> str:
         rows.append([d["name"], d["source"], d["transistors"], d["sky130_um2"], d["ice40_luts"],
                      (d["fpga"].get("ice40_nodsp") or {}).get("lut"), d["ecp5_luts"],
                      (d["fpga"].get("xilinx") or {}).get("lut"), d["fmax_mhz_ice40"],
-                     d["fmax_mhz_ecp5"], d["sta_critical_path_ns"], e.get("8"), em.get("8"), ratio])
+                     d["fmax_mhz_ecp5"], d["sta_critical_path_ns"], e.get("8"), em.get("8"), ratio,
+                     d.get("memory_bits") or None])
     lines.append(_table(["design", "src", "transistors", "sky130 µm²", "iCE40 LUT (DSP)",
                          "iCE40 LUT (no DSP)", "ECP5 LUT", "Xilinx LUT", "Fmax iCE40 MHz",
                          "Fmax ECP5 MHz", "STA path ns", "pJ/op @8b", "model @8b",
-                         "measured/model"], rows))
+                         "measured/model", "SRAM bits (outside the area)"], rows))
     lines += ["", "### Energy per operation by precision (activity-based / model, pJ)", ""]
     bits = sorted({int(b) for d in s["designs"] for b in (d.get("energy_pj_per_mac") or {})})
     erows = []
