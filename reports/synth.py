@@ -32,7 +32,7 @@ FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 5  # bump when a target script changes
+_SCRIPT_VERSION = 6  # bump when a target script changes
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -62,6 +62,9 @@ def _script(target, top, lib, p=""):
     """Commands of one target, starting from the saved, elaborated design ``orig``; output
     files are prefixed with ``p`` so several targets share one Yosys process."""
     head = f"design -load orig; synth -flatten -top {top} -run begin:fine; {_FINE}; "
+    if target in _FPGA_CMD:  # the vendor flows start from the elaborated design
+        return "design -load orig; " + _FPGA_CMD[target].format(top=top) + \
+            f"; tee -q -o {p}stat.txt stat; write_json {p}netlist.json"
     if target == "cmos":
         return head + (f"abc -script {ABC_SCRIPT}; opt -fast; {_MACROS.format(p=p)}; "
                        f"tee -q -o {p}stat.txt stat -tech cmos")

@@ -45,3 +45,26 @@ def test_stat_and_port_parsers():
     v = "module top(clk, a, y);\n  input clk;\n  input [7:0] a;\n  output signed [3:0] y;\nendmodule\n"
     assert ports_of(v, "top") == [("input", "clk", 1, False), ("input", "a", 8, False),
                                   ("output", "y", 4, True)]
+
+
+@need("yosys")
+def test_fpga_flows_infer_dsps_and_memories_stay_macros(liberty):
+    """The vendor flows start from the elaborated design (a multiplier lands on a DSP with
+    -dsp and in LUTs without); the gate-level flows keep memories as SRAM macros and say
+    how many bits they hold."""
+    from reports.designs import rtl_designs
+    from reports.synth import synth_many
+    d = next(d for d in proxy_designs((8,)) if d.family == "int_mac")
+    v, top = d.verilog()
+    r = synth_many(v, top, ["ice40", "ice40_nodsp", "cmos"])
+    assert r["ice40"]["resources"]["dsp"] >= 1
+    assert r["ice40_nodsp"]["resources"]["dsp"] == 0
+    assert r["ice40_nodsp"]["resources"]["lut"] > r["ice40"]["resources"]["lut"]
+    assert r["cmos"]["memory_bits"] == 0
+    from rtl.registry import resolve_params
+    eng = next(d for d in rtl_designs() if d.name == "rtl_engine")
+    p = resolve_params("engine", eng.params)
+    v, top = eng.verilog()
+    bits = synth_many(v, top, ["cmos"])["cmos"]["memory_bits"]
+    # weight rows (lanes x pes codes) + channel constants + the two-bank input buffer
+    assert bits >= p["weight_depth"] * p["lanes"] * p["pes"] * p["n"]
