@@ -99,8 +99,15 @@ def place_and_route(verilog: str, top: str, family: str, dsp: bool = True,
     work = Path(tempfile.mkdtemp(prefix=f"pnr-{family}-", dir=cache_dir()))
     try:
         (work / "design.json").write_text(s["json"])
-        out = run_tool([exe, *dev, "--json", "design.json", "--freq", "1", "--seed", str(_SEED),
-                        "--timing-allow-fail", "-l", "nextpnr.log"], work, log_name="run.log")
+        try:
+            out = run_tool([exe, *dev, "--json", "design.json", "--freq", "1", "--seed",
+                            str(_SEED), "--timing-allow-fail", "-l", "nextpnr.log"], work,
+                           log_name="run.log")
+        except ToolError as e:
+            # the first ERROR line says why (typically: more DSPs/BRAMs/LUTs than the device has)
+            why = next((ln.strip() for ln in str(e).splitlines() if "ERROR" in ln), "")
+            raise ToolError(f"{tool} on {' '.join(dev)} failed: {why or str(e).splitlines()[0]}"
+                            ) from None
         log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").is_file() else out
         found = _FMAX.findall(log)
         if not found:

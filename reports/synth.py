@@ -32,7 +32,7 @@ FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 6  # bump when a target script changes
+_SCRIPT_VERSION = 7  # bump when a target script changes
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -75,7 +75,7 @@ def _script(target, top, lib, p=""):
             f"setundef -zero; splitnets; opt_clean -purge; {_MACROS.format(p=p)}; "
             f"rename -enumerate -pattern n%_; tee -q -o {p}stat.txt stat -liberty {lib}; "
             "delete t:DQT_SRAM; "
-            f"write_verilog -noattr -noexpr -nohex -nodec {p}netlist.v; "
+            f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {p}netlist.v; "
             f"write_blif -cname {p}netlist.blif")
     if target in _FPGA_CMD:
         return head + _FPGA_CMD[target].format(top=top) + \
