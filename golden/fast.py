@@ -223,10 +223,6 @@ def onednn_conv_available() -> bool:
     return torch is not None and bool(torch.backends.mkldnn.is_available())
 
 
-def _torch_conv():
-    return _torch()
-
-
 @numba.njit(cache=True)
 def _shift_pad_nhwc(x, k, rnd, lo_in, hi_in, lo, hi, pad, offset, out):
     # x [N, C, H, W] integer codes -> out [N, H+2p, W+2p, C] float32: shifted codes + offset,
@@ -261,8 +257,8 @@ def onednn_conv_acc(x, wb, bias_eff, n: int, bits: int, mode: str, stride: int, 
     shifted weight codes as float32 [O, C, kh, kw]; the activations are shifted and centred by
     -2^(bits-1) here, and ``bias_eff`` already carries 2^(bits-1) * sum w back (master units).
     Callers check ``code_plan(K, bits) == ("f32", K)`` first."""
-    from .formats import DQTValueError, IntFormat, NestedMode, Overflow
-    torch = _torch_conv()
+    from .formats import DQTValueError, IntFormat, NestedMode
+    torch = _torch()
     x = np.ascontiguousarray(x)
     N, C, H, W = x.shape
     O, _, kh, kw = wb.shape
