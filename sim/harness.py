@@ -44,16 +44,8 @@ __all__ = ["EngineHarness"]
 
 
 class _HarnessCore(wiring.Component):
-    """The harness logic; :class:`EngineHarness` wraps it so that the top module holds
-    nothing but ports (see there).
-
-    Parameters
-    ----------
-    engine_params : dict
-        Constructor arguments of :class:`rtl.engine.Engine`.
-    batch : int
-        Beats per batch in each direction (1..1024).
-    """
+    """The harness logic (parameters as :class:`EngineHarness`, which wraps it so that the
+    top module holds nothing but ports)."""
 
     def __init__(self, engine_params: dict, batch: int = 64):
         self._batch = check_int("batch", batch, 1, 1024)
@@ -93,11 +85,12 @@ class _HarnessCore(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Amaranth computes every register's next state in combinational processes that end in
-        # ``if (rst) next = init``: with the top-level reset port driving them, Verilator
-        # re-evaluates the whole datapath on every clock edge (its input-driven "ico" region).
-        # The engine and the harness therefore run in domain "h", whose reset is the port
-        # ``rst`` registered once (one cycle later, as for every input below).
+        # No combinational path from a port into the datapath: Verilator re-evaluates
+        # input-driven logic (its "ico" region) on every eval(). So every input is registered
+        # before use (configuration and memory writes, stall, reset: one cycle later than
+        # written) and the batch is latched at in_go. Reset included because Amaranth ends
+        # every register's next-state process with ``if (rst) next = init``: the engine and
+        # the harness run in domain "h", whose reset is ``rst`` registered once.
         m.domains.h = ClockDomain("h", local=True)
         m.domains.hr = ClockDomain("hr", local=True, reset_less=True)
         rst_r = Signal(init=1)
@@ -106,10 +99,6 @@ class _HarnessCore(wiring.Component):
         m.d.hr += rst_r.eq(ResetSignal("sync"))
         m.submodules.engine = eng = DomainRenamer("h")(self.engine)
         B = self._batch
-        # Every input reaches the engine through a register: no combinational path from a
-        # top-level port into the datapath, so a simulator that re-evaluates input-driven logic
-        # on every clock edge (Verilator's "ico" region) evaluates the datapath only when its
-        # registers change. Configuration and memory writes land one cycle later than written.
         for name in self._pass:
             if eng.signature.members[name].flow == wiring.In:
                 m.d.h += Value.cast(getattr(eng, name)).eq(getattr(self, name))
@@ -120,10 +109,7 @@ class _HarnessCore(wiring.Component):
         out_cycle = data.View(self._lay["out_cycle"], self.out_cycle)
         m.d.h += self.cycle.eq(self.cycle + 1)
 
-        # sender: beats 0 .. in_count-1 of in_data, one per accepted handshake
-        # The batch is latched at in_go: no combinational path from the wide input port, so a
-        # simulator re-evaluating input-driven logic on every clock edge (Verilator's "ico"
-        # region) has next to nothing to do, and the beat mux reads a register.
+        # sender: beats 0 .. in_count-1 of the batch latched at in_go, one per handshake
         ptr = Signal(range(B + 1))
         active = Signal()
         buf = Signal(self._lay["in_data"])
