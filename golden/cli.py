@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .formats import DQTValueError
+from .loader import read_npy
 from .network import load_network, run_network
 
 __all__ = ["register"]
@@ -42,7 +43,10 @@ def _run(args):
     p = Path(args.input)
     if not p.is_file():
         raise DQTValueError(f"--input {p}: no such file (expected a .npy of unsigned {net.n}-bit codes)")
-    x = np.load(p, allow_pickle=False)
+    x = read_npy(p, "--input")
+    if x.dtype.kind not in "iu":
+        raise DQTValueError(f"--input {p}: dtype {x.dtype} must be an integer type "
+                            f"(unsigned {net.n}-bit codes)")
     r = run_network(net, x, bits=_parse_bits(args.bits, net), impl=args.impl, trace=args.trace)
     arrays = {"output": r.output, "bits": r.bits}
     for layer, tr in r.traces.items():

@@ -25,6 +25,8 @@ import numpy as np
 from . import layers as L
 from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, NestedMode, \
     Overflow, RequantRule, MAX_MASTER_WIDTH
+from .loader import ArtifactError, read_arrays, read_json
+from .shapes import propagate_shapes
 
 __all__ = [
     "FORMAT", "FORMAT_VERSION", "ArtifactError", "Network", "RunResult", "array_sha256",
@@ -38,10 +40,6 @@ MANIFEST = "manifest.json"
 ARRAYS = "weights.npz"
 QUANT_TYPES = ("linear", "conv2d")
 LAYER_TYPES = QUANT_TYPES + ("maxpool", "avgpool", "add", "clip", "flatten")
-
-
-class ArtifactError(DQTValueError):
-    """An artifact that does not meet the format; the message names the field."""
 
 
 def array_sha256(a: np.ndarray) -> str:
@@ -64,18 +62,31 @@ def _check_finite(obj, path="manifest"):
             _check_finite(v, f"{path}[{i}]")
 
 
+def _range_text(lo, hi) -> str:
+    """'[lo, hi]' with an open end written as -inf / inf: '[1e-30, inf)'."""
+    return f"{'(-inf' if lo is None else f'[{lo}'}, {'inf)' if hi is None else f'{hi}]'}"
+
+
+def _type_names(types) -> str:
+    ts = types if isinstance(types, tuple) else (types,)
+    names = {dict: "object", list: "list", str: "string", int: "integer", float: "number",
+             bool: "boolean"}
+    return " or ".join(names.get(t, t.__name__) for t in ts)
+
+
 def _req(d, key, where, types=None, choices=None, lo=None, hi=None):
+    if not isinstance(d, dict):
+        _fail(where, f"must be a JSON object, got {type(d).__name__}")
     if key not in d:
         _fail(f"{where}.{key}", "missing")
     v = d[key]
-    if types is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in
-                              (types if isinstance(types, tuple) else (types,))):
-        _fail(f"{where}.{key}", f"{v!r} has type {type(v).__name__}, expected "
-              f"{types.__name__ if isinstance(types, type) else [t.__name__ for t in types]}")
+    ts = types if isinstance(types, tuple) else (types,)
+    if types is not None and (not isinstance(v, types) or isinstance(v, bool) and bool not in ts):
+        _fail(f"{where}.{key}", f"{v!r} has type {type(v).__name__}, expected {_type_names(types)}")
     if choices is not None and v not in choices:
         _fail(f"{where}.{key}", f"{v!r} is not one of {list(choices)}")
     if lo is not None and v < lo or hi is not None and v > hi:
-        _fail(f"{where}.{key}", f"{v!r} is outside the allowed range [{lo}, {hi}]")
+        _fail(f"{where}.{key}", f"{v!r} is outside the allowed range {_range_text(lo, hi)}")
     return v
 
 
@@ -112,6 +123,14 @@ class Network:
     def controller(self) -> dict | None:
         return self.manifest.get("controller")
 
+    @property
+    def shapes(self) -> dict:
+        """Input and output shape of every layer (:func:`golden.shapes.propagate_shapes`)."""
+        s = self.__dict__.get("_shapes")
+        if s is None:
+            s = self.__dict__["_shapes"] = propagate_shapes(self.manifest, self.arrays)
+        return s
+
     def layer(self, name) -> dict:
         for l in self.layers + (self.controller["layers"] if self.controller else []):
             if l["name"] == name:
@@ -119,22 +138,58 @@ class Network:
         raise KeyError(name)
 
 
+#: Every intermediate of a layer's accumulator stays below this in magnitude (docs/arithmetic.md
+#: section 6, "Exactness bound"): K * 2^(2n-1) + 2^(W-1) <= 2^62. The factor-2 margin to
+#: int64 covers the fast path's centred operands.
+ACC_BOUND = 1 << 62
+#: acc * M + 2^(S-1) and the add operator's sum must stay at or below int64's largest value.
+INT64_MAX = (1 << 63) - 1
+#: The add operator's constants are signed 48-bit (golden.formats.AddConstants, m_bits=48).
+ADD_M_BITS = 48
+
+
+def _check_accumulator(l, where, K, n, bias, M):
+    """Exact-or-refused: admit a layer only when int64 holds every value the golden model
+    computes for it (docs/arithmetic.md section 6)."""
+    W = l["acc_width"]
+    if K * (1 << (2 * n - 1)) + (1 << (W - 1)) > ACC_BOUND:
+        _fail(f"{where}.acc_width", f"K={K} terms of n={n}-bit products with acc_width={W} can "
+              f"exceed 2^62 (need K * 2^(2n-1) + 2^(W-1) <= 2^62)")
+    lim = 1 << (W - 1)
+    if bias.size and (int(bias.min()) < -lim or int(bias.max()) > lim - 1):
+        _fail(f"{where}.bias", f"values must fit the {W}-bit accumulator, "
+              f"{_range_text(-lim, lim - 1)}")
+    if not l["requant"]:
+        return
+    if l["rule"] == "gemmlowp":
+        if W > 32:
+            _fail(f"{where}.acc_width", f"{W} is outside [2, 32]: rule 'gemmlowp' needs int32 "
+                  "accumulators")
+        if M.size and (M.min() < (1 << 30) or M.max() >= 1 << 31):
+            _fail(f"{where}.M", "gemmlowp multipliers must lie in [2^30, 2^31 - 1]")
+        return
+    m = int(M.max(initial=0))
+    if m * lim + (1 << l["S"] >> 1) > INT64_MAX:
+        _fail(f"{where}.M", f"max multiplier {m} times the {W}-bit accumulator range exceeds "
+              f"int64 (need max(M) * 2^(W-1) + 2^(S-1) < 2^63; lower acc_width or M)")
+
+
 def _validate_qlayer(l, where, arrays, n, B, expected_arrays):
     kind = l["type"]
-    w_name = _req(l, "weight", where, str)
     for key in ("weight", "bias", "M"):
         name = _req(l, key, where, str)
         if name not in arrays:
             _fail(f"{where}.{key}", f"array {name!r} is not in {ARRAYS}")
         expected_arrays.add(name)
-    w = arrays[w_name]
+    w = arrays[l["weight"]]
     want_dim = 2 if kind == "linear" else 4
-    if w.ndim != want_dim:
-        _fail(f"{where}.weight", f"shape {list(w.shape)} must have {want_dim} dimensions for {kind}")
+    if w.ndim != want_dim or 0 in w.shape:
+        _fail(f"{where}.weight", f"shape {list(w.shape)} must have {want_dim} non-zero "
+              f"dimensions for {kind}")
     if w.dtype.kind != "i":
         _fail(f"{where}.weight", f"dtype {w.dtype} must be a signed integer type")
     fmt = IntFormat(n, True)
-    if w.size and (w.min() < fmt.lo or w.max() > fmt.hi):
+    if w.min() < fmt.lo or w.max() > fmt.hi:
         _fail(f"{where}.weight", f"codes must lie in [{fmt.lo}, {fmt.hi}] for n={n}")
     O = w.shape[0]
     for key in ("bias", "M"):
@@ -156,18 +211,32 @@ def _validate_qlayer(l, where, arrays, n, B, expected_arrays):
         _req(l, "stride", where, int, lo=1, hi=64)
         _req(l, "padding", where, int, lo=0, hi=64)
     M = arrays[l["M"]]
-    if M.size and (M.min() < 0 or M.max() >= 1 << 40):
+    if M.min() < 0 or M.max() >= 1 << 40:
         _fail(f"{where}.M", "multipliers must lie in [0, 2^40)")
-    if l["rule"] == "gemmlowp" and M.size and (M.min() < (1 << 30) or M.max() >= 1 << 31):
-        _fail(f"{where}.M", "gemmlowp multipliers must lie in [2^30, 2^31 - 1]")
+    _check_accumulator(l, where, int(np.prod(w.shape[1:])), n, arrays[l["bias"]], M)
 
 
-def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) -> None:
-    """Check a manifest and its arrays; raise :class:`ArtifactError` naming the first problem."""
+def _validate_add(l, where, names, n):
+    ins = _req(l, "inputs", where, list)
+    if len(ins) != 2 or any(not isinstance(x, str) or x not in names for x in ins):
+        _fail(f"{where}.inputs", f"{ins!r} must name two earlier layers")
+    lim = 1 << (ADD_M_BITS - 1)
+    Ms = [_req(l, key, where, int, lo=-lim, hi=lim - 1) for key in ("M1", "M2", "M3")]
+    S = _req(l, "S", where, int, lo=0, hi=62)
+    top = (1 << n) - 1
+    if (abs(Ms[0]) + abs(Ms[1])) * top + abs(Ms[2]) + (1 << S >> 1) > INT64_MAX:
+        _fail(f"{where}.M1", f"M1 * q1 + M2 * q2 + M3 + 2^(S-1) can exceed int64 for {n}-bit "
+              "codes (need (|M1| + |M2|) * (2^n - 1) + |M3| + 2^(S-1) < 2^63)")
+
+
+def _validate_header(manifest):
     if not isinstance(manifest, dict):
         _fail("manifest", "must be a JSON object")
     _check_finite(manifest)
-    _req(manifest, "format", "manifest", str, choices=[FORMAT])
+    fmt = manifest.get("format")
+    if fmt != FORMAT:
+        hint = " (this looks like the manifest of 'dqt rtl generate')" if "modules" in manifest else ""
+        _fail("manifest.format", f"{fmt!r}: not a DQT network artifact, expected {FORMAT!r}{hint}")
     _req(manifest, "format_version", "manifest", int, choices=[FORMAT_VERSION])
     n = _req(manifest, "n", "manifest", int, lo=2, hi=MAX_MASTER_WIDTH)
     B = _req(manifest, "candidate_bits", "manifest", list)
@@ -178,11 +247,16 @@ def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) ->
     _req(manifest, "mode", "manifest", str, choices=[m.value for m in NestedMode])
     inp = _req(manifest, "input", "manifest", dict)
     shape = _req(inp, "shape", "manifest.input", list)
-    if not shape or any(not isinstance(s, int) or s < 1 for s in shape):
+    if not shape or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in shape):
         _fail("manifest.input.shape", f"{shape!r} must be a list of positive integers")
     _req(inp, "scale", "manifest.input", (float, int), lo=1e-30)
     _req(inp, "zero_point", "manifest.input", int, choices=[0])
+    if "metadata" in manifest:
+        _req(manifest, "metadata", "manifest", dict)
+    return n, B
 
+
+def _validate_arrays_table(manifest, arrays, check_hashes):
     decl = _req(manifest, "arrays", "manifest", dict)
     for name in arrays:
         if name not in decl:
@@ -198,75 +272,92 @@ def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) ->
             _fail(f"{where}.dtype", f"declared {meta['dtype']} but the array has {a.dtype}")
         if check_hashes and array_sha256(a) != _req(meta, "sha256", where, str):
             _fail(f"{where}.sha256", "hash mismatch: the array does not match the manifest")
+    return decl
 
+
+def _validate_layers(seq, prefix, names, arrays, n, B, expected):
+    """Field checks of a layer list; ``names`` (earlier layer names) grows as it goes."""
+    prev = "input" if prefix == "layers" else "_tap"
+    chain = {prev}  # controller layers read the pooled tap or an earlier controller layer
+    for i, l in enumerate(seq):
+        where = f"manifest.{prefix}[{i}]"
+        if not isinstance(l, dict):
+            _fail(where, "must be an object")
+        name = _req(l, "name", where, str)
+        if name in names or name in ("input", "_tap"):
+            _fail(f"{where}.name", f"{name!r} is used twice or reserved")
+        t = _req(l, "type", where, str, choices=LAYER_TYPES)
+        if t == "add":
+            _validate_add(l, where, names, n)
+        else:
+            src = l.get("input", prev)
+            ok = names if prefix == "layers" else chain
+            if not isinstance(src, str) or src not in ok:
+                _fail(f"{where}.input", f"{src!r} does not name an earlier layer"
+                      + (" or 'input'" if prefix == "layers" else " (controller layers chain)"))
+        if t in QUANT_TYPES:
+            _validate_qlayer(l, where, arrays, n, B, expected)
+        elif t in ("maxpool", "avgpool"):
+            is_global = l.get("global", False)
+            if not isinstance(is_global, bool):
+                _fail(f"{where}.global", f"{is_global!r} must be true or false")
+            if not is_global:
+                _req(l, "k", where, int, lo=1, hi=64)
+                _req(l, "stride", where, int, lo=1, hi=64)
+        elif t == "clip":
+            lo = _req(l, "lo", where, int, lo=0, hi=(1 << n) - 1)
+            _req(l, "hi", where, int, lo=lo, hi=(1 << n) - 1)
+        names.add(name)
+        chain.add(name)
+        prev = name
+
+
+def _validate_controller(ctrl, layers, names, arrays, n, B, expected):
+    _req(ctrl, "tap", "manifest.controller", str, choices=sorted(names - {"input"}))
+    cl = _req(ctrl, "layers", "manifest.controller", list)
+    if not cl or any(not isinstance(l, dict) or l.get("type") != "linear" for l in cl):
+        _fail("manifest.controller.layers", "must be a non-empty list of linear layers")
+    _validate_layers(cl, "controller.layers", set(names), arrays, n, B, expected)
+    controlled = _req(ctrl, "controlled", "manifest.controller", list)
+    qnames = [l["name"] for l in layers if l["type"] in QUANT_TYPES]
+    order = [l["name"] for l in layers]
+    tap_i = order.index(ctrl["tap"])
+    for c in controlled:
+        if not isinstance(c, str) or c not in qnames:
+            _fail("manifest.controller.controlled", f"{c!r} is not a quantized layer {qnames}")
+        if order.index(c) <= tap_i:
+            _fail("manifest.controller.controlled",
+                  f"{c!r} runs before the controller's tap {ctrl['tap']!r}")
+    if len(set(controlled)) != len(controlled):
+        _fail("manifest.controller.controlled", f"{controlled!r} names a layer twice")
+    last = cl[-1]
+    O = arrays[last["weight"]].shape[0]
+    if O != len(controlled) * len(B):
+        _fail("manifest.controller.layers", f"last layer has {O} outputs, expected "
+              f"len(controlled) * len(B) = {len(controlled) * len(B)}")
+
+
+def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) -> dict:
+    """Check a manifest and its arrays; raise :class:`ArtifactError` naming the first problem.
+    Returns the shapes of every layer (:func:`golden.shapes.propagate_shapes`)."""
+    n, B = _validate_header(manifest)
+    decl = _validate_arrays_table(manifest, arrays, check_hashes)
     expected = set()
     names = {"input"}
     layers = _req(manifest, "layers", "manifest", list)
     if not layers:
         _fail("manifest.layers", "must hold at least one layer")
-
-    def check_layers(seq, prefix, names):
-        prev = "input" if prefix == "layers" else None
-        for i, l in enumerate(seq):
-            where = f"manifest.{prefix}[{i}]"
-            if not isinstance(l, dict):
-                _fail(where, "must be an object")
-            name = _req(l, "name", where, str)
-            if name in names:
-                _fail(f"{where}.name", f"{name!r} is used twice")
-            t = _req(l, "type", where, str, choices=LAYER_TYPES)
-            if t == "add":
-                ins = _req(l, "inputs", where, list)
-                if len(ins) != 2 or any(x not in names for x in ins):
-                    _fail(f"{where}.inputs", f"{ins!r} must name two earlier layers")
-                for key in ("M1", "M2", "M3"):
-                    _req(l, key, where, int)
-                _req(l, "S", where, int, lo=0, hi=62)
-            else:
-                src = l.get("input", prev)
-                if prefix == "layers" and src not in names:
-                    _fail(f"{where}.input", f"{src!r} does not name an earlier layer or 'input'")
-            if t in QUANT_TYPES:
-                _validate_qlayer(l, where, arrays, n, B, expected)
-            elif t in ("maxpool", "avgpool"):
-                if not l.get("global", False):
-                    _req(l, "k", where, int, lo=1, hi=64)
-                    _req(l, "stride", where, int, lo=1, hi=64)
-            elif t == "clip":
-                _req(l, "lo", where, int, lo=0, hi=(1 << n) - 1)
-                _req(l, "hi", where, int, lo=0, hi=(1 << n) - 1)
-            names.add(name)
-            prev = name
-
-    check_layers(layers, "layers", names)
+    _validate_layers(layers, "layers", names, arrays, n, B, expected)
     out = manifest.get("output", layers[-1]["name"])
-    if out not in names:
+    if not isinstance(out, str) or out not in names - {"input"}:
         _fail("manifest.output", f"{out!r} does not name a layer")
     ctrl = manifest.get("controller")
     if ctrl is not None:
-        _req(ctrl, "tap", "manifest.controller", str, choices=sorted(names - {"input"}))
-        cl = _req(ctrl, "layers", "manifest.controller", list)
-        if not cl or any(l.get("type") != "linear" for l in cl if isinstance(l, dict)):
-            _fail("manifest.controller.layers", "must be a non-empty list of linear layers")
-        check_layers(cl, "controller.layers", set(names))
-        controlled = _req(ctrl, "controlled", "manifest.controller", list)
-        qnames = [l["name"] for l in layers if l["type"] in QUANT_TYPES]
-        order = [l["name"] for l in layers]
-        tap_i = order.index(ctrl["tap"])
-        for c in controlled:
-            if c not in qnames:
-                _fail("manifest.controller.controlled", f"{c!r} is not a quantized layer {qnames}")
-            if order.index(c) <= tap_i:
-                _fail("manifest.controller.controlled",
-                      f"{c!r} runs before the controller's tap {ctrl['tap']!r}")
-        last = cl[-1]
-        O = arrays[last["weight"]].shape[0]
-        if O != len(controlled) * len(B):
-            _fail("manifest.controller.layers", f"last layer has {O} outputs, expected "
-                  f"len(controlled) * len(B) = {len(controlled) * len(B)}")
+        _validate_controller(ctrl, layers, names, arrays, n, B, expected)
     unused = set(decl) - expected
     if unused:
         _fail("manifest.arrays", f"arrays {sorted(unused)} are not used by any layer")
+    return propagate_shapes(manifest, arrays)
 
 
 def atomic_write_dir(out: Path, writer):
@@ -324,30 +415,25 @@ def save_network(out_dir, manifest: dict, arrays: dict) -> Path:
 
 
 def load_network(path) -> Network:
-    """Load and validate an artifact directory (or its manifest.json)."""
+    """Load and validate an artifact directory (or its manifest.json). Every failure, from a
+    missing or damaged file to a field out of range, raises :class:`ArtifactError`."""
     p = Path(path)
     if p.is_file() and p.name == MANIFEST:
         p = p.parent
     if not (p / MANIFEST).is_file():
         raise ArtifactError(f"{p}: no {MANIFEST} here (expected an artifact directory)")
-    try:
-        with open(p / MANIFEST) as f:
-            manifest = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ArtifactError(f"{p / MANIFEST}: not valid JSON ({e})") from None
-    if not (p / ARRAYS).is_file():
-        raise ArtifactError(f"{p}: {ARRAYS} is missing")
-    try:
-        with np.load(p / ARRAYS, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except ValueError as e:
-        raise ArtifactError(f"{p / ARRAYS}: cannot be read without pickle ({e})") from None
-    validate_network(manifest, arrays)
+    manifest = read_json(p / MANIFEST, MANIFEST)
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        _validate_header(manifest)  # names what the file is instead of a missing weights.npz
+    arrays = read_arrays(p / ARRAYS, ARRAYS)
+    shapes = validate_network(manifest, arrays)
     for a in arrays.values():  # a loaded network is immutable (lets the runner cache weights)
         while isinstance(a, np.ndarray):
             a.setflags(write=False)
             a = a.base
-    return Network(manifest, arrays, p)
+    net = Network(manifest, arrays, p)
+    net.__dict__["_shapes"] = shapes
+    return net
 
 
 def quantize_input(net: Network, x: np.ndarray) -> np.ndarray:
@@ -475,7 +561,7 @@ def _bits_matrix(net, bits, N):
     return m
 
 
-def _controller_bits(net, tap_value, impl, traces=None):
+def _controller_bits(net, tap_value, impl, overflow, traces=None):
     ctrl = net.controller
     f = tap_value
     if f.ndim == 4:
@@ -487,7 +573,8 @@ def _controller_bits(net, tap_value, impl, traces=None):
     seq = [dict(l) for l in ctrl["layers"]]
     _resolve_sources(seq, "_tap")
     for l in seq:
-        y, _, _, acc = _run_layer(net, l, env, l["bits"], impl, traces is not None)
+        y, over, _, acc = _run_layer(net, l, env, l["bits"], impl, traces is not None)
+        overflow[l["name"]] = overflow.get(l["name"], 0) + over
         if traces is not None:
             traces[l["name"]] = {"input": env[l["_src"]], "output": y, "acc": acc}
         env[l["name"]] = y
@@ -555,11 +642,16 @@ def run_network(net: Network, x, bits=None, impl: str = "fast", trace: bool = Fa
                         tr[key] = np.zeros((N,) + v.shape[1:], dtype=np.int64)
                     tr[key][rows] = v
 
+    if N == 0:  # nothing to run: empty outputs (and traces) of the right shapes
+        res.output = np.zeros((0,) + net.shapes[out_name].output, dtype=np.int64)
+        if trace:
+            _empty_traces(net, res, seq)
+        return res
     env0 = {"input": x}
     if split:
         run_seq(seq[:split], env0, slice(None), m[0])
         cbits, ctrl_logits = _controller_bits(net, env0[net.controller["tap"]], impl,
-                                              res.traces if trace else None)
+                                              res.overflow, res.traces if trace else None)
         for j, name in enumerate(net.controller["controlled"]):
             m[:, qidx[name]] = cbits[:, j]
     rest = seq[split:]
@@ -577,3 +669,14 @@ def run_network(net: Network, x, bits=None, impl: str = "fast", trace: bool = Fa
     res.output = out
     res.controller_logits = ctrl_logits
     return res
+
+
+def _empty_traces(net, res, seq):
+    for l in seq:
+        sh = net.shapes[l["name"]]
+        tr = {"output": sh.output, "input": sh.input}
+        if l["type"] == "add":
+            tr["input1"] = sh.input
+        if l["type"] in QUANT_TYPES:
+            tr["acc"] = sh.output
+        res.traces[l["name"]] = {k: np.zeros((0,) + v, dtype=np.int64) for k, v in tr.items()}

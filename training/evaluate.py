@@ -25,11 +25,12 @@ import numpy as np
 import torch
 
 from golden.formats import DQTValueError
+from golden.loader import ArtifactError, read_arrays
 from golden.network import load_network, quantize_input, run_network
 
 from .data import digits_split
 from .integer_torch import IntegerNetwork
-from .train import STATE_FILE, Recipe, build_from_recipe, fakequant_eval, load_state
+from .train import STATE_FILE, Recipe, build_from_recipe, fakequant_eval
 
 __all__ = ["evaluate", "digits_test_set", "digits_test_codes", "load_fakequant_model"]
 
@@ -40,6 +41,13 @@ def _meta(net):
     if not isinstance(ds, dict) or ds.get("dataset") != "digits":
         raise DQTValueError(f"{net.path}: metadata.dataset does not describe a digits split "
                             "(this artifact was not written by 'dqt train --dataset digits')")
+    seed, frac = ds.get("split_seed"), ds.get("test_fraction")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ArtifactError(f"{net.path}: metadata.dataset.split_seed {seed!r} must be an "
+                            "integer >= 0")
+    if not isinstance(frac, (int, float)) or isinstance(frac, bool) or not 0 < frac < 1:
+        raise ArtifactError(f"{net.path}: metadata.dataset.test_fraction {frac!r} is outside "
+                            "the allowed range (0, 1)")
     return meta, ds
 
 
@@ -70,8 +78,16 @@ def load_fakequant_model(artifact_dir):
     p = Path(artifact_dir) / STATE_FILE
     if not p.is_file():
         return None
-    model = build_from_recipe(Recipe.from_json(meta["recipe"]))
-    load_state(p, model)
+    try:
+        model = build_from_recipe(Recipe.from_json(meta["recipe"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{net.path}: metadata.recipe cannot rebuild the model ({e})") from None
+    state = {k: torch.from_numpy(v) for k, v in read_arrays(p, STATE_FILE).items()}
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError) as e:
+        raise ArtifactError(f"{p}: does not fit the recipe's model "
+                            f"({str(e).splitlines()[0]})") from None
     model.eval()
     return model
 
