@@ -31,6 +31,11 @@ def test_network_every_layer_matches_golden(artifact, request):
     reason = runner.missing_reason("verilator")
     if reason:
         pytest.skip(reason)
+    def job_dirs():
+        return {p for pat in ("network-*", "run-sim.network_tb-*")
+                for p in runner.BUILD_ROOT.rglob(pat)}
+
+    before = job_dirs()
     rep = verify_network(artifact, images=6, simulator="verilator", engine=ENGINE,
                          rerun=runner.rerun_command("cocotb_tests/test_network.py",
                                                     request.node.name))
@@ -43,3 +48,9 @@ def test_network_every_layer_matches_golden(artifact, request):
     assert {"conv1", "conv2", "res", "pool", "conv3", "gap", "flat", "fc", "ctrl1",
             "ctrl2"} <= names
     assert rep["elements_checked"] > 0 and rep["verified_macs"] > 0
+    # RTL-verified elements and host steps (pooling, flatten, controller argmax) apart
+    host = sum(v["elements"] for k, v in rep["per_layer"].items() if v["kind"] == "host")
+    assert {v["kind"] for k, v in rep["per_layer"].items() if k.endswith((":pool", ":gap", ":flat"))} == {"host"}
+    assert rep["host_elements"] == host > 0
+    assert rep["rtl_elements"] + rep["host_elements"] == rep["elements_checked"]
+    assert job_dirs() <= before, "the run left its job directories behind"

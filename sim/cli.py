@@ -2,7 +2,10 @@
 check every element of every layer against the golden model.
 
 The last line of the output is one JSON object with at least ``images, layers,
-elements_checked, mismatches, verified_macs, seconds, verified_macs_per_s``. The exit
+elements_checked, rtl_elements, host_elements, mismatches, verified_macs, seconds,
+verified_macs_per_s`` (``rtl_elements``: produced by the RTL engine; ``host_elements``:
+pooling, flatten, clip and the controller's argmax, computed by the golden functions
+themselves; ``elements_checked`` is their sum). The exit
 status is 0 when there is no mismatch, 1 when there is one (its description goes to
 stderr, with the command that reruns the check with waves), 2 for bad arguments.
 """
@@ -12,7 +15,23 @@ import json
 import shlex
 import sys
 
+from golden.formats import DQTValueError
+
 __all__ = ["register"]
+
+
+def _parse_engine(text):
+    """``--engine``: a JSON object of engine parameters (checked by ``engine_params_for``)."""
+    if not text:
+        return None
+    try:
+        engine = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise DQTValueError(f"--engine {text!r} is not valid JSON ({getattr(e, 'msg', e)}); "
+                            'write an object such as \'{"lanes": 4}\'') from None
+    if not isinstance(engine, dict):
+        raise DQTValueError(f"--engine {text!r} must be a JSON object such as '{{\"lanes\": 4}}'")
+    return engine
 
 
 def _sim(args) -> int:
@@ -20,7 +39,11 @@ def _sim(args) -> int:
     modes = None
     if args.modes:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    engine = json.loads(args.engine) if args.engine else None
+    engine = _parse_engine(args.engine)
+    if args.images is not None and args.images < 1:
+        raise DQTValueError(f"--images {args.images} is outside the allowed range [1, inf)")
+    if not 1 <= args.batch <= 4096:
+        raise DQTValueError(f"--batch {args.batch} is outside the allowed range [1, 4096]")
     rerun = "WAVES=1 " + " ".join(shlex.quote(a) for a in ["dqt"] + sys.argv[1:])
     rep = verify_network(args.artifact, images=args.images, simulator=args.simulator,
                          modes=modes, batch=args.batch, stall=args.stall, engine=engine,
@@ -29,12 +52,15 @@ def _sim(args) -> int:
         print(f"{rep['simulator']}: {rep['images']} images ({rep['input_source']}), modes "
               f"{', '.join(rep['modes'])}", file=sys.stderr)
         for k, v in sorted(rep["per_layer"].items()):
-            print(f"  {k:40s} {v['elements']:9d} elements  {v['mismatches']:6d} mismatches",
-                  file=sys.stderr)
+            print(f"  {k:40s} {v['elements']:9d} elements  {v['mismatches']:6d} mismatches"
+                  f"  ({v.get('kind', 'rtl')})", file=sys.stderr)
+        print(f"verified on the RTL engine: {rep['rtl_elements']} elements; host steps "
+              f"(pooling, flatten, clip, controller argmax, golden functions): "
+              f"{rep['host_elements']} elements", file=sys.stderr)
     if rep["mismatches"]:
         print(f"dqt sim: {rep['mismatches']} mismatches; first:\n{rep['first_mismatch']}",
               file=sys.stderr)
-    keys = ["images", "layers", "elements_checked", "mismatches", "verified_macs", "seconds",
+    keys = ["images", "layers", "elements_checked", "rtl_elements", "host_elements", "mismatches", "verified_macs", "seconds",
             "verified_macs_per_s", "simulator", "modes", "engine_cycles", "build_seconds",
             "input_source", "artifact"]
     print(json.dumps({k: rep[k] for k in keys}, sort_keys=False))

@@ -16,6 +16,8 @@ images, quantized with the artifact's input scale, in a seeded order.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -33,15 +35,37 @@ __all__ = ["engine_params_for", "input_codes", "verify_network", "DEFAULT_ENGINE
 DEFAULT_ENGINE = {"lanes": 8, "pes": 8, "variant": "right"}
 
 
+def _check_overrides(overrides) -> dict:
+    """Engine overrides as given by a user: a dict of known engine parameters whose sizes are
+    in range, checked before anything is derived from them."""
+    from rtl._common import check_choice, check_int
+    from rtl.registry import resolve_params
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, dict):
+        raise DQTValueError(f"engine overrides {overrides!r} must be a JSON object such as "
+                            '{"lanes": 4}')
+    resolve_params("engine", overrides)  # unknown names
+    for k, (lo, hi) in {"lanes": (1, 64), "pes": (1, 64)}.items():
+        if k in overrides:
+            check_int(f"engine {k}", overrides[k], lo, hi)
+    if "variant" in overrides:
+        check_choice("engine variant", overrides["variant"], ("right", "msb"))
+    return dict(overrides)
+
+
 def engine_params_for(net, overrides: dict | None = None) -> dict:
-    """Engine parameters large enough for every quantized layer of ``net``."""
+    """Engine parameters large enough for every quantized layer of ``net`` (K and output
+    counts from :attr:`golden.network.Network.shapes`); bad overrides raise
+    :class:`DQTValueError` naming the value and its range."""
     p = dict(DEFAULT_ENGINE)
-    p.update(overrides or {})
+    p.update(_check_overrides(overrides))
     qls = [l for l in net.layers if l["type"] in QUANT_TYPES]
     if net.controller:
         qls += net.controller["layers"]
-    Ks = [int(np.prod(net.arrays[l["weight"]].shape[1:])) for l in qls]
-    Os = [int(net.arrays[l["weight"]].shape[0]) for l in qls]
+    shapes = net.shapes
+    Ks = [shapes[l["name"]].K for l in qls]
+    Os = [shapes[l["name"]].output[0] for l in qls]
     pes, lanes = p["pes"], p["lanes"]
     max_k = max(max(Ks), pes * 8)           # the residual add streams rows of >= 8 beats
     max_k = -(-max_k // pes) * pes
@@ -59,6 +83,8 @@ def engine_params_for(net, overrides: dict | None = None) -> dict:
     p.setdefault("acc_max", acc)
     p.setdefault("m_bits", mb)
     p.setdefault("candidates", sorted(net.candidate_bits))
+    from rtl.registry import build
+    build("engine", p)  # every parameter in range before the first (slow) generate step
     return p
 
 
@@ -135,6 +161,25 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
     bdir = runner.build(simulator, [info.path], info.top, public="ports")
     t_build = time.monotonic() - t0
     jobdir = Path(tempfile.mkdtemp(prefix="network-", dir=bdir))
+    try:
+        return _run_job(jobdir, bdir, info, artifact, codes, modes, stall, rerun, verbose,
+                        simulator, src, params, batch, t_build)
+    finally:
+        shutil.rmtree(jobdir, ignore_errors=True)
+
+
+def _keep_failed(summary, bdir) -> Path:
+    kept = Path(bdir) / "failed-network"
+    shutil.rmtree(kept, ignore_errors=True)
+    os.replace(summary.test_dir, kept)
+    return kept
+
+
+def _run_job(jobdir, bdir, info, artifact, codes, modes, stall, rerun, verbose, simulator, src,
+             params, batch, t_build):
+    """One simulation run in ``jobdir`` (removed by the caller). The simulator's run directory
+    is removed after a clean run; after a failed one it is kept as ``failed-network`` in the
+    build directory (replacing the previous failure), so failures never pile up."""
     inputs = jobdir / "inputs.npy"
     np.save(inputs, codes, allow_pickle=False)
     result = jobdir / "result.json"
@@ -148,13 +193,19 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
                          tag="network")
     secs = time.monotonic() - t1
     if not result.is_file():
+        kept = _keep_failed(summary, bdir)
         raise RuntimeError(f"the network testbench wrote no result:\n{summary.table()}\n"
                            + "\n".join(r.message for r in summary.failed)
-                           + f"\nsimulator log: {summary.test_dir / 'sim.log'}")
+                           + f"\nsimulator log: {kept / 'sim.log'}")
     rep = json.loads(result.read_text())
+    kept = None
+    if rep["mismatches"]:
+        kept = _keep_failed(summary, bdir)
+    else:
+        shutil.rmtree(summary.test_dir, ignore_errors=True)
     rep.update({"artifact": str(artifact), "simulator": simulator, "input_source": src,
                 "engine": params, "batch": batch, "seconds": round(secs, 3),
                 "build_seconds": round(t_build, 3),
                 "verified_macs_per_s": round(rep["verified_macs"] / secs) if secs > 0 else None,
-                "results_xml": str(summary.results_xml), "log": str(summary.test_dir / "sim.log")})
+                "log": str(kept / "sim.log") if kept else None})
     return rep

@@ -55,17 +55,24 @@ def _host_layer(l, x):
     raise DQTValueError(f"layer type {t!r} has no host step")
 
 
+#: What produced the elements a check compares: the RTL engine, or the host (pooling, clip,
+#: flatten through the golden functions themselves, and the controller's argmax). Only "rtl"
+#: elements verify hardware; the report counts the two apart.
+KINDS = ("rtl", "host")
+
+
 class _Checker:
-    """Accumulates element counts, mismatches and the first mismatch's description."""
+    """Accumulates element counts (per kind), mismatches and the first mismatch's description."""
 
     def __init__(self, rerun: str | None):
         self.elements = 0
+        self.by_kind = dict.fromkeys(KINDS, 0)
         self.mismatches = 0
         self.first = None
         self.rerun = rerun
         self.layers = {}
 
-    def layer(self, mode, name, got, exp, describe) -> None:
+    def layer(self, mode, name, got, exp, describe, kind="rtl") -> None:
         got, exp = np.asarray(got), np.asarray(exp)
         if got.shape != exp.shape:
             self.mismatches += int(exp.size)
@@ -73,9 +80,13 @@ class _Checker:
                         f"{exp.shape}")
             return
         bad = np.argwhere(got != exp)
+        if kind not in KINDS:
+            raise ValueError(f"element kind {kind!r} is not one of {list(KINDS)}")
         self.elements += int(exp.size)
+        self.by_kind[kind] += int(exp.size)
         self.mismatches += len(bad)
-        rec = self.layers.setdefault(f"{mode}:{name}", {"elements": 0, "mismatches": 0})
+        rec = self.layers.setdefault(f"{mode}:{name}", {"elements": 0, "mismatches": 0,
+                                                        "kind": kind})
         rec["elements"] += int(exp.size)
         rec["mismatches"] += len(bad)
         if len(bad):
@@ -166,7 +177,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             else:
                 y = _host_layer(l, env[l.get("input", prev)])
                 describe = lambda idx: "  (host step)"  # noqa: E731
-            chk.layer(mode, name, y, res.traces[name]["output"], describe)
+            chk.layer(mode, name, y, res.traces[name]["output"], describe,
+                      "rtl" if t in QUANT_TYPES or t == "add" else "host")
             env[name] = y
             prev = name
             if name == tap:
@@ -179,7 +191,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
         chk.first = "overflow counts differ: " + "; ".join(overflow_mismatch)
     return {"images": int(len(x)), "modes": [str(m) for m in modes],
             "layers": len(net.layers) + (len(net.controller["layers"]) if net.controller else 0),
-            "elements_checked": chk.elements, "mismatches": mism,
+            "elements_checked": chk.elements, "rtl_elements": chk.by_kind["rtl"],
+            "host_elements": chk.by_kind["host"], "mismatches": mism,
             "overflow_mismatches": overflow_mismatch,
             "verified_macs": stats["verified_macs"], "sim_seconds": round(sim_s, 3),
             "engine_cycles": int(tb.cycles_busy), "first_mismatch": chk.first,
@@ -206,7 +219,7 @@ async def _controller(tb, net, tap_value, res, bits, qidx, B, mode, chk, stats):
     bits = bits.copy()
     for j, name in enumerate(ctl):
         chk.layer(mode, f"{name} (controller precision)", chosen[:, j], res.bits[:, qidx[name]],
-                  lambda idx: f"  controller logits = {logits[idx[0]].tolist()}")
+                  lambda idx: f"  controller logits = {logits[idx[0]].tolist()}", "host")
         bits[:, qidx[name]] = chosen[:, j]
     return bits
 
