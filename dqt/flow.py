@@ -17,8 +17,6 @@ from pathlib import Path
 __all__ = ["register", "run_flow", "PRESETS"]
 
 ROOT = Path(__file__).resolve().parents[1]
-#: The sky130 HD liberty beside the checkout (read from there, never copied into the tree).
-DEFAULT_LIBERTY = ROOT.parent / "shared" / "pdk" / "sky130_fd_sc_hd__tt_025C_1v80.lib.gz"
 
 #: Reduced settings for ``--fast`` (the CI smoke test) and the full default.
 PRESETS = {
@@ -96,6 +94,18 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
     """Run every stage into ``out_dir``; returns the summary dict."""
     from golden.formats import DQTValueError
 
+    from reports.liberty import find_liberty, missing_hints
+    from reports.tools import find_tool
+    from sim import runner
+
+    # every input is checked before the first stage runs
+    found = find_liberty(liberty)
+    lib = str(found.path) if found else None
+    runner.check_simulator(simulator)
+    reason = runner.missing_reason(simulator)
+    if reason:
+        raise DQTValueError(f"--simulator {simulator}: {reason}")
+    missing = missing_hints(found, find_tool("sta") is not None)
     preset = PRESETS["fast" if fast else "full"]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,10 +152,6 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         raise DQTValueError(f"RTL check found {sim.get('mismatches')} mismatches against the golden model; "
                             f"see {out / 'sim.json'}")
 
-    lib = liberty or os.environ.get("DQT_LIBERTY")
-    if lib is None and DEFAULT_LIBERTY.is_file():
-        lib = str(DEFAULT_LIBERTY)
-
     def do_report():
         from reports.build import build_report
         return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"],
@@ -166,12 +172,15 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         "dynamic_bitops_ratio": ev.get("dynamic_bitops_ratio"),
         "integer_vs_torch_identical": ev.get("integer_vs_torch_identical"),
         "rtl_images": sim.get("images"),
-        "rtl_elements_checked": sim.get("elements_checked"),
+        "rtl_elements_checked": sim.get("rtl_elements", sim.get("elements_checked")),
+        "host_elements_checked": sim.get("host_elements"),
         "rtl_mismatches": sim.get("mismatches"),
         "rtl_verified_macs_per_s": sim.get("verified_macs_per_s"),
         "report": str(rdir / "index.html"),
         "headline": rep.get("headline"),
         "seconds": round(time.perf_counter() - t_start, 1),
+        "liberty": lib,
+        "missing": missing,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     _print_summary(summary, log)
@@ -187,8 +196,9 @@ def _print_summary(s, log):
     if s["dynamic_accuracy"] is not None:
         log(f"  dynamic accuracy         {s['dynamic_accuracy']:.4f} at {s['dynamic_avg_bits']:.2f} average bits "
             f"(BitOPs {s['dynamic_bitops_ratio']:.3f} of all-8-bit)")
-    log(f"  RTL vs golden            {s['rtl_mismatches']} mismatches over {s['rtl_elements_checked']} elements "
-        f"({s['rtl_images']} images)")
+    log(f"  RTL vs golden            {s['rtl_mismatches']} mismatches over {s['rtl_elements_checked']} "
+        f"RTL-verified elements (+{s.get('host_elements_checked')} host-step elements, "
+        f"{s['rtl_images']} images)")
     rows = s.get("headline") or []
     base = next((r for r in rows if str(r.get("name", "")).startswith("int_mac")), None)
 
@@ -205,6 +215,8 @@ def _print_summary(s, log):
         log(f"  {str(r.get('name')):30s} {f(r.get('sky130_um2'), '10.0f')} {f(r.get('ice40_luts'), '10.0f')} "
             f"{f(r.get('pj_8b'), '11.2f')} {f(r.get('pj_4b'), '6.2f')} {f(r.get('pj_2b'), '6.2f')}{extra}")
     log(f"  report                   {s['report']}")
+    for line in s.get("missing") or []:
+        log(f"  missing: {line}")
     log(f"  wall time                {s['seconds']} s")
     log(json.dumps(s, default=str))
 
@@ -220,6 +232,7 @@ def register(sub):
     p.add_argument("--out", required=True, help="output directory (stages with unchanged inputs are skipped)")
     p.add_argument("--fast", action="store_true", help="reduced preset: fewer epochs, images and designs")
     p.add_argument("--liberty", default=None, help="Liberty file for sky130 area/timing/power "
-                   "(default: $DQT_LIBERTY, else ../shared/pdk/sky130_fd_sc_hd__tt_025C_1v80.lib.gz if present)")
+                   "(default: $DQT_LIBERTY, else the sky130 PDK under $PDK_ROOT (ciel/volare), "
+                   "else ../shared/pdk/sky130_fd_sc_hd__tt_025C_1v80.lib.gz if present)")
     p.add_argument("--simulator", choices=["verilator", "icarus"], default="verilator")
     p.set_defaults(func=_cmd)

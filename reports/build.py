@@ -23,6 +23,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 from .cache import cache_dir
+from .liberty import Liberty, missing_hints
 from .tools import find_tool, resolve_liberty, tool_version, warn_first_yosys
 
 __all__ = ["build_report", "SUMMARY_KEYS", "DESIGN_KEYS"]
@@ -110,8 +111,9 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         Integer network artifact (workload vectors, accuracy vs BitOPs); None uses a
         stand-in network with random weights and says so.
     liberty : path or None
-        Liberty file (``.lib`` or ``.lib.gz``); None falls back to ``$DQT_LIBERTY``; absent:
-        sky130 area, STA and activity-based energy are null.
+        Liberty file (``.lib`` or ``.lib.gz``); None looks for one where a user has it
+        (:func:`reports.liberty.find_liberty`); none found: sky130 area, STA and
+        activity-based energy are null and the notes say how to install the PDK.
     fast : bool
         n = 8 designs only, no Xilinx runs, a shorter workload.
     jobs : int
@@ -138,10 +140,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     if net is None:
         notes.append("no artifact given: workload vectors come from a stand-in network with "
                      "random weights; accuracy figures are not meaningful")
-    if lib is None:
-        notes.append("no liberty file: sky130 area, OpenSTA timing and activity-based energy "
-                     "are null")
-    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "sta"):
+    notes += missing_hints(Liberty(lib, "") if lib else None, find_tool("sta") is not None)
+    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
         if find_tool(t) is None:
             notes.append(f"{t} not found: the fields that need it are null")
     t0 = time.time()

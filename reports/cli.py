@@ -26,8 +26,9 @@ def register(sub) -> None:
                        "$DQT_CACHE (default build/cache).")
     p.add_argument("--out", required=True, help="output directory (replaced atomically)")
     p.add_argument("--artifact", help="integer network artifact directory (workload and accuracy)")
-    p.add_argument("--liberty", help="liberty file (.lib or .lib.gz); default $DQT_LIBERTY; "
-                   "without one the sky130 fields are null")
+    p.add_argument("--liberty", help="liberty file (.lib or .lib.gz); default $DQT_LIBERTY, "
+                   "else the sky130 PDK under $PDK_ROOT (ciel/volare), else "
+                   "../shared/pdk; without one the sky130 fields are null")
     p.add_argument("--fast", action="store_true", help="n = 8 only, no Xilinx, shorter workload")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--no-rtl", action="store_true", help="leave out the rtl/ components")

@@ -110,18 +110,14 @@ def run_tool(args, cwd, timeout=900, log_name="tool.log"):
 
 
 def resolve_liberty(liberty=None):
-    """The liberty path to use: the argument, else ``$DQT_LIBERTY``, else None.
+    """The liberty path to use (:func:`reports.liberty.find_liberty`: the argument,
+    ``$DQT_LIBERTY``, a sky130 PDK under ``$PDK_ROOT``, ``../shared/pdk``), or None.
 
     Raises :class:`DQTValueError` when a path is given but does not exist.
     """
-    lib = liberty if liberty else os.environ.get("DQT_LIBERTY") or None
-    if lib is None:
-        return None
-    p = Path(lib)
-    if not p.is_file():
-        raise DQTValueError(f"liberty file {str(p)!r} does not exist (give --liberty PATH "
-                            "to a .lib or .lib.gz, or unset DQT_LIBERTY)")
-    return p
+    from .liberty import find_liberty
+    found = find_liberty(liberty)
+    return found.path if found else None
 
 
 def prepare_liberty(liberty) -> Path:

@@ -38,6 +38,9 @@ def _cmd_train(args) -> int:
         over["first_bits"] = max(over["B"])
     d.update(over)
     recipe = Recipe.from_json(d)
+    if recipe.n not in recipe.B:  # the export's static width of every controlled layer is n
+        raise DQTValueError(f"--B {','.join(map(str, recipe.B))} must contain the master width "
+                            f"n={recipe.n} (the static width of the controlled layers)")
     summary = train_digits(args.out, recipe, progress=not args.no_progress)
     if not args.json:
         print(f"artifact   {summary['artifact']}  (sha256 of manifest {summary['digest'][:16]}...)")

@@ -54,6 +54,7 @@ def test_report_builds_and_parses(tiny_artifact, liberty, tmp_path):
 @need("yosys")
 def test_missing_liberty_and_tools_degrade(tiny_artifact, tmp_path, monkeypatch):
     monkeypatch.delenv("DQT_LIBERTY", raising=False)
+    monkeypatch.setenv("DQT_NO_LIBERTY", "1")
     monkeypatch.setenv("DQT_NO_STA", "1")
     monkeypatch.setenv("DQT_NO_NEXTPNR_ICE40", "1")
     monkeypatch.setenv("DQT_NO_NEXTPNR_ECP5", "1")
@@ -66,8 +67,8 @@ def test_missing_liberty_and_tools_degrade(tiny_artifact, tmp_path, monkeypatch)
     assert d["sky130_um2"] is None and d["sta_critical_path_ns"] is None
     assert d["energy_pj_per_mac"] is None and d["fmax_mhz_ice40"] is None
     assert d["energy_pj_per_mac_model"]["8"] > 0                 # the model needs no tool
-    assert any("liberty" in n for n in s["notes"])
-    assert any("sta not found" in n for n in s["notes"])
+    assert any("liberty" in n and "ciel enable --pdk-family=sky130" in n for n in s["notes"])
+    assert any("sta not found" in n and "apt-get install opensta" in n for n in s["notes"])
     assert any("nextpnr-ice40 not found" in n for n in d["notes"])
 
 
