@@ -99,6 +99,20 @@ def _cost_hint(d) -> int:
     return base * (2 if d.source == "rtl" else 1) + d.n
 
 
+def _result_or_failed(future, design) -> dict:
+    """A worker's result, or the design's empty row marked failed when the worker itself died
+    (a killed process breaks the pool): one design fails, not the whole report."""
+    from .evaluate import empty_result
+    try:
+        return future.result()
+    except Exception as e:
+        res = empty_result(design)
+        msg = f"{type(e).__name__}: {e}"
+        res["notes"].append(f"evaluation: {msg}".splitlines()[0][:300])
+        res["failed"].append({"step": "evaluation", "error": msg[-3000:]})
+        return res
+
+
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
                  include_rtl: bool = True, progress: bool = True, designs=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
@@ -173,6 +187,7 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         order = sorted(designs, key=_cost_hint, reverse=True)
         args = [(d.name, fast, str(lib) if lib else None, str(wl_path), include_rtl)
                 for d in order]
+        by_name = {d.name: d for d in designs}
         bar = tqdm(total=len(args), desc="dqt report", unit="design", disable=not progress)
         if jobs == 1:
             for a in args:
@@ -182,7 +197,7 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
             with ProcessPoolExecutor(max_workers=jobs) as ex:
                 futs = {ex.submit(evaluate_design, *a): a[0] for a in args}
                 for f in as_completed(futs):
-                    results[futs[f]] = f.result()
+                    results[futs[f]] = _result_or_failed(f, by_name[futs[f]])
                     bar.set_postfix_str(futs[f][:28])
                     bar.update()
         bar.close()

@@ -58,7 +58,7 @@ def empty_result(d) -> dict:
             "ice40_luts": None, "ecp5_luts": None, "fpga": {},
             "fmax_mhz_ice40": None, "fmax_mhz_ecp5": None, "sta_critical_path_ns": None,
             "energy_pj_per_mac": None, "energy_pj_per_mac_model": None,
-            "mean_activity": None, "memory_bits": None, "notes": []}
+            "mean_activity": None, "memory_bits": None, "notes": [], "failed": []}
 
 
 _LIBS = {}
@@ -72,12 +72,17 @@ def _lib_cells(lib_path):
 
 
 def _step(res, what, fn):
+    """Run one step of a design; a failure is noted (first line) and recorded in the design's
+    ``failed`` list with the whole message (a tool's signal and log tail) instead of
+    stopping the report."""
     try:
         return fn()
     except (ToolError, DQTValueError) as e:
-        res["notes"].append(f"{what}: {e}".splitlines()[0][:300])
+        msg = str(e)
     except Exception as e:     # a broken design must not stop the report
-        res["notes"].append(f"{what}: {type(e).__name__}: {e}".splitlines()[0][:300])
+        msg = f"{type(e).__name__}: {e}"
+    res["notes"].append(f"{what}: {msg}".splitlines()[0][:300])
+    res.setdefault("failed", []).append({"step": what, "error": msg[-3000:]})
     return None
 
 

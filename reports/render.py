@@ -227,6 +227,9 @@ def markdown(summary: dict) -> str:
               "", "## Provenance", "", "```json",
               json.dumps(s["provenance"], indent=1, sort_keys=True), "```", ""]
     for d in s["designs"]:
+        for f in d.get("failed", []):
+            lines.append(f"- **{d['name']}: FAILED** ({f['step']}; its fields are null): "
+                         f"{f['error'].splitlines()[0][:300]}")
         for n in d.get("notes", []):
             lines.append(f"- {d['name']}: {n}")
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -94,17 +95,35 @@ def warn_first_yosys():
                           "and takes about 45 s; later calls take seconds", stacklevel=2)
 
 
-def run_tool(args, cwd, timeout=900, log_name="tool.log"):
-    """Run a command in ``cwd``; return its combined output. Raise :class:`ToolError`."""
+def _signal_name(returncode: int) -> str:
     try:
-        r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise ToolError(f"{Path(args[0]).name} timed out after {timeout} s in {cwd}") from None
-    out = r.stdout + r.stderr
-    Path(cwd, log_name).write_text(out)
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
+
+
+def run_tool(args, cwd, timeout=900, log_name="tool.log"):
+    """Run a command in ``cwd``; return its combined output. Raise :class:`ToolError`.
+
+    A tool killed by a signal (SIGBUS or SIGKILL under memory pressure, not a verdict on the
+    design) is run once more; a second kill raises :class:`ToolError` naming the signal and
+    ending with the log's last lines.
+    """
+    for attempt in (1, 2):
+        try:
+            r = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                               stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise ToolError(f"{Path(args[0]).name} timed out after {timeout} s in {cwd}") from None
+        out = r.stdout + r.stderr
+        Path(cwd, log_name).write_text(out)
+        if r.returncode >= 0:
+            break
+    tail = "\n".join(out.splitlines()[-15:])
+    if r.returncode < 0:
+        raise ToolError(f"{Path(args[0]).name} was killed by {_signal_name(r.returncode)} "
+                        f"twice (retried once) in {cwd}; log tail:\n{tail}")
     if r.returncode != 0:
-        tail = "\n".join(out.splitlines()[-15:])
         raise ToolError(f"{Path(args[0]).name} exited with {r.returncode} in {cwd}:\n{tail}")
     return out
 
