@@ -22,8 +22,16 @@ _STAGES = [
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem and exit status 2, like every other bad
+    input (argparse would print the whole usage first). Subcommands inherit the class."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dqt", description="DQT co-design toolkit: golden model, "
+    p = _Parser(prog="dqt", description="DQT co-design toolkit: golden model, "
                                 "training, RTL, verification and silicon-cost reports.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _STAGES:
@@ -43,8 +51,7 @@ def main(argv=None) -> int:
     p = build_parser()
     args = p.parse_args(argv)
     if not getattr(args, "func", None):
-        p.print_help()
-        return 2
+        p.error("a command is required")
     try:
         return int(args.func(args) or 0)
     except DQTValueError as e:

@@ -38,7 +38,20 @@ def _check(args):
     return 0
 
 
+def _check_out(out: Path) -> None:
+    """--out must be a file path whose directory can exist (checked before any work)."""
+    if out.is_dir():
+        raise DQTValueError(f"--out {out}: is a directory (expected a .npz file path)")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise DQTValueError(f"--out {out}: {parent} is a file, not a directory")
+            break
+
+
 def _run(args):
+    out = Path(args.out)
+    _check_out(out)
     net = load_network(args.artifact)
     p = Path(args.input)
     if not p.is_file():
@@ -53,7 +66,6 @@ def _run(args):
         for k, v in tr.items():
             if v is not None:
                 arrays[f"{layer}.{k}"] = v
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".npz", dir=out.parent)
     try:
