@@ -138,9 +138,9 @@ class Network:
         raise KeyError(name)
 
 
-#: Every intermediate of a layer's accumulator stays below this in magnitude (docs/arithmetic.md
-#: section 6, "Exactness bound"): K * 2^(2n-1) + 2^(W-1) <= 2^62. The factor-2 margin to
-#: int64 covers the fast path's centred operands.
+#: Every exact accumulator stays at or below this in magnitude (docs/arithmetic.md section 6,
+#: "Exactness bound"): K * 2^(2n-1) + max|bias| <= 2^62. The margin to int64 covers the fast
+#: path's centred operands and the wrap policy's offset of 2^(W-1) <= 2^61.
 ACC_BOUND = 1 << 62
 #: acc * M + 2^(S-1) and the add operator's sum must stay at or below int64's largest value.
 INT64_MAX = (1 << 63) - 1
@@ -152,13 +152,12 @@ def _check_accumulator(l, where, K, n, bias, M):
     """Exact-or-refused: admit a layer only when int64 holds every value the golden model
     computes for it (docs/arithmetic.md section 6)."""
     W = l["acc_width"]
-    if K * (1 << (2 * n - 1)) + (1 << (W - 1)) > ACC_BOUND:
-        _fail(f"{where}.acc_width", f"K={K} terms of n={n}-bit products with acc_width={W} can "
-              f"exceed 2^62 (need K * 2^(2n-1) + 2^(W-1) <= 2^62)")
     lim = 1 << (W - 1)
-    if bias.size and (int(bias.min()) < -lim or int(bias.max()) > lim - 1):
-        _fail(f"{where}.bias", f"values must fit the {W}-bit accumulator, "
-              f"{_range_text(-lim, lim - 1)}")
+    room = ACC_BOUND - K * (1 << (2 * n - 1))
+    top = max(abs(int(bias.min())), abs(int(bias.max()))) if bias.size else 0
+    if room < 0 or top > room:
+        _fail(f"{where}.bias", f"K={K} sums of n={n}-bit products plus a bias of magnitude {top} "
+              f"can exceed 2^62 (need K * 2^(2n-1) + max|bias| <= 2^62)")
     if not l["requant"]:
         return
     if l["rule"] == "gemmlowp":

@@ -157,11 +157,20 @@ def test_requant_product_beyond_int64_is_refused(tmp_path):
         save_network(tmp_path / "a", m, a)
 
 
-def test_bias_outside_the_accumulator_is_refused(tmp_path):
+def test_bias_beyond_int64_is_refused(tmp_path):
+    # the exact sum + bias would pass 2^62 (and int64 in the fast path's intermediates)
     m, a = _mlp([6], [(2, 6)])
-    a["fc0.b"][:] = 1 << 62
-    with pytest.raises(ArtifactError, match=r"layers\[0\]\.bias.*accumulator"):
+    a["fc0.b"][:] = (1 << 62) - 6 * (1 << 15) + 1
+    with pytest.raises(ArtifactError, match=r"layers\[0\]\.bias.*2\^62"):
         save_network(tmp_path / "a", m, a)
+    a["fc0.b"][:] = (1 << 62) - 6 * (1 << 15)    # the largest admitted bias: exact
+    net = load_network(save_network(tmp_path / "b", m, a))
+    x = np.full((1, 6), 255)
+    acc = int(net.arrays["fc0.b"][0]) + 6 * 255
+    lim = 1 << (m["layers"][0]["acc_width"] - 1)
+    wrapped = (acc + lim) % (2 * lim) - lim
+    want = max(0, min(255, (wrapped * 1 + (1 << 7)) >> 8))
+    assert run_network(net, x, bits=8).output[0, 0] == want
 
 
 def test_add_constants_beyond_int64_are_refused(tmp_path):
