@@ -182,7 +182,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             env[name] = y
             prev = name
             if name == tap:
-                bits = await _controller(tb, net, env[tap], res, bits, qidx, B, mode, chk, stats)
+                bits = await _controller(tb, net, env[tap], res, bits, qidx, B, mode, chk, stats,
+                                         overflow_mismatch)
         if log:
             log(f"mode {mode}: {chk.elements} elements checked so far, {chk.mismatches} mismatches")
     sim_s = time.monotonic() - t0
@@ -199,7 +200,7 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             "per_layer": chk.layers}
 
 
-async def _controller(tb, net, tap_value, res, bits, qidx, B, mode, chk, stats):
+async def _controller(tb, net, tap_value, res, bits, qidx, B, mode, chk, stats, overflow_mismatch):
     """Controller layers on the engine; their logits choose the controlled precisions."""
     f = tap_value
     if f.ndim == 4:
@@ -208,8 +209,11 @@ async def _controller(tb, net, tap_value, res, bits, qidx, B, mode, chk, stats):
     env = {"_tap": f}
     prev = "_tap"
     for l in net.controller["layers"]:
-        y, _, describe = await _dense(tb, net, l, env[l.get("input", prev)],
-                                      np.full(len(f), l["bits"]), mode, chk, stats)
+        y, nover, describe = await _dense(tb, net, l, env[l.get("input", prev)],
+                                          np.full(len(f), l["bits"]), mode, chk, stats)
+        if nover != res.overflow[l["name"]]:   # the golden model counts the controller's too
+            overflow_mismatch.append(f"{mode}:{l['name']}: engine {nover}, golden "
+                                     f"{res.overflow[l['name']]} overflow events")
         chk.layer(mode, l["name"], y, res.traces[l["name"]]["output"], describe)
         env[l["name"]] = y
         prev = l["name"]
