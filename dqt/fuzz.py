@@ -410,6 +410,13 @@ def _check_result(base, case, art, argv, stdout, work) -> str | None:
     if argv[0] == "check":
         if "--json" in argv and json.loads(stdout.strip().splitlines()[-1]).get("valid") is not True:
             return "check exit 0 without valid: true"
+        # a network that passes the check runs on any input of its declared shape
+        x = np.full((2, *net.manifest["input"]["shape"]), (1 << net.n) - 1)
+        try:
+            for bits in ("dynamic" if net.controller else None, None):
+                run_network(net, x, bits=bits, impl="reference")
+        except Exception as e:
+            return f"check accepted a network that cannot run: {type(e).__name__}: {e}"[:200]
         return None
     if argv[0] != "run":
         return f"{argv[0]} exited 0 (every case of this command should be refused)"
