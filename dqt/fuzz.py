@@ -424,16 +424,98 @@ def _check_result(base, case, art, argv, stdout, work) -> str | None:
     x = np.load(Path(argv[argv.index("--input") + 1]), allow_pickle=False)
     bits = argv[argv.index("--bits") + 1] if "--bits" in argv else None
     bits = None if bits is None else ("dynamic" if bits == "dynamic" else int(bits))
-    ref = run_network(net, x, bits=bits, impl="reference", trace="--trace" in argv)
+    ref = run_network(net, x, bits=bits, impl="reference", trace=True)
     got = _npz(y)
     if not np.array_equal(got["output"], ref.output) or not np.array_equal(got["bits"], ref.bits):
         return f"output differs from the reference run (bits={bits})"
-    for layer, tr in ref.traces.items():
+    for layer, tr in ref.traces.items() if "--trace" in argv else ():
         for k, v in tr.items():
             if not np.array_equal(got[f"{layer}.{k}"], v):
                 return f"trace {layer}.{k} differs from the reference run"
+    problem = _exact_layers(net, ref)
+    if problem:
+        return problem
     if json.loads(stdout.strip().splitlines()[-1])["overflow"] != ref.totals()["overflow"]:
         return "overflow count differs from the reference run"
+    return None
+
+
+# -- exact arithmetic oracle -----------------------------------------------------------------
+
+def _obj(a):
+    return np.asarray(a).astype(object)
+
+
+def _nested(q, n, b, mode, signed):
+    k = n - b
+    if k == 0:
+        return q
+    if mode == "floor":
+        return q >> k
+    lo, hi = (-(1 << (b - 1)), (1 << (b - 1)) - 1) if signed else (0, (1 << b) - 1)
+    return np.clip((q + (1 << (k - 1))) >> k, lo, hi)
+
+
+def _exact_sum(l, x, w):
+    if l["type"] == "linear":
+        return np.dot(x, w.T)
+    s, p = l["stride"], l["padding"]
+    N, C, H, W = x.shape
+    O, _, kh, kw = w.shape
+    xp = np.zeros((N, C, H + 2 * p, W + 2 * p), dtype=object)
+    xp[:, :, p:p + H, p:p + W] = x
+    Ho, Wo = (H + 2 * p - kh) // s + 1, (W + 2 * p - kw) // s + 1
+    out = np.zeros((N, O, Ho, Wo), dtype=object)
+    for dy in range(kh):
+        for dx in range(kw):
+            patch = xp[:, :, dy:dy + s * (Ho - 1) + 1:s, dx:dx + s * (Wo - 1) + 1:s]
+            out += np.tensordot(patch, w[:, :, dy, dx], axes=([1], [1])).transpose(0, 3, 1, 2)
+    return out
+
+
+def _exact_dense(net, l, x, bits):
+    """(acc, y or None) of a linear/conv2d layer in Python integers, per row's width."""
+    n, A = net.n, net.arrays
+    w, bias, M = _obj(A[l["weight"]]), _obj(A[l["bias"]]), _obj(A[l["M"]])
+    shp = (1, -1) + (1, 1) * (l["type"] == "conv2d")
+    acc = None
+    for b in sorted(set(bits.tolist())):
+        rows = bits == b
+        s = _exact_sum(l, _nested(_obj(x[rows]), n, b, net.mode, False),
+                       _nested(w, n, b, net.mode, True))
+        a = (s << (2 * (n - b))) + bias.reshape(shp)
+        acc = np.zeros((len(x),) + a.shape[1:], dtype=object) if acc is None else acc
+        acc[rows] = a
+    lo, hi = -(1 << (l["acc_width"] - 1)), (1 << (l["acc_width"] - 1)) - 1
+    acc = np.clip(acc, lo, hi) if l["overflow"] == "saturate" else (acc - lo) % (hi - lo + 1) + lo
+    if not l["requant"] or l["rule"] != "dyadic":
+        return acc, None
+    S = l["S"]
+    y = (acc * M.reshape(shp) + ((1 << S) >> 1)) >> S
+    top = (1 << n) - 1 if l.get("clip") is None else min(l["clip"], (1 << n) - 1)
+    return acc, np.clip(y, 0, top)
+
+
+def _exact_layers(net, ref) -> str | None:
+    """Every traced linear, conv2d and add layer recomputed from its traced input in Python
+    integers (no int64 anywhere): a silent int64 wrap would differ here."""
+    from golden.network import QUANT_TYPES
+    q = {name: i for i, name in enumerate(net.qlayers)}
+    ctrl = {l["name"] for l in (net.controller or {}).get("layers", [])}
+    for l in net.layers + list((net.controller or {}).get("layers", [])):
+        tr = ref.traces.get(l["name"])
+        if tr is None or not len(tr["output"]):
+            continue
+        if l["type"] in QUANT_TYPES:
+            bits = np.full(len(tr["input"]), l["bits"]) if l["name"] in ctrl else ref.bits[:, q[l["name"]]]
+            acc, y = _exact_dense(net, l, tr["input"], bits)
+            if not np.array_equal(acc, _obj(tr["acc"])) or (y is not None and not np.array_equal(y, _obj(tr["output"]))):
+                return f"layer {l['name']}: golden differs from exact integer arithmetic"
+        elif l["type"] == "add":
+            S = l["S"]
+            t = l["M1"] * _obj(tr["input"]) + l["M2"] * _obj(tr["input1"]) + l["M3"] + ((1 << S) >> 1)
+            if not np.array_equal(np.clip(t >> S, 0, (1 << net.n) - 1), _obj(tr["output"])):
+                return f"layer {l['name']}: golden add differs from exact integer arithmetic"
     return None
 
 
