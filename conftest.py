@@ -2,13 +2,15 @@
 
 A case that returns early (a ``continue`` past its only ``assert``, an empty loop, a branch
 that is never taken) passes without checking anything, and looks exactly like a case that
-checked. Each passed parametrized case must have run at least one ``assert`` (counted through
-pytest's ``pytest_assertion_pass`` hook, enabled in pyproject.toml), a ``numpy.testing``
-assertion, ``pytest.raises`` / ``pytest.warns``, or ``RunSummary.assert_ok`` of a cocotb run;
-otherwise it fails with "asserted nothing".
+checked. While a parametrized case runs, the lines of ``assert`` statements in the test
+directories are traced (only frames of files there get a local trace function, and it stops
+after a frame's first assert, so library code runs untraced); a ``numpy.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
+``RunSummary.assert_ok`` of a cocotb run count too. A passed case that reached none of them
+fails with "asserted nothing".
 """
 from __future__ import annotations
 
+import ast
 import functools
 import sys
 
@@ -17,19 +19,16 @@ import pytest
 
 pytest_plugins = ("pytester",)   # tests/test_asserted_check.py runs a suite in a suite
 
-_ASSERTED = pytest.StashKey[int]()
-_current = None
-
-
-def _count():
-    if _current is not None:
-        _current.stash[_ASSERTED] = _current.stash.get(_ASSERTED, 0) + 1
+_counter = None   # a one-element list while a parametrized case runs
+#: where test code (test modules and their helpers) lives; only frames there are traced
+_TEST_DIRS = ("tests", "cocotb_tests")
 
 
 def _counting(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        _count()
+        if _counter is not None:
+            _counter[0] += 1
         return fn(*args, **kwargs)
     wrapper.__dqt_counting__ = True
     return wrapper
@@ -48,33 +47,45 @@ _patch(pytest, "raises")
 _patch(pytest, "warns")
 
 
-def pytest_assertion_pass(item, lineno, orig, expl):
-    item.stash[_ASSERTED] = item.stash.get(_ASSERTED, 0) + 1
-
-
-def _hook_live(module) -> bool:
-    """False when the module's asserts were rewritten without the pass hook (a rewritten .pyc
-    cached before the hook was enabled): its asserts cannot be counted, so do not judge it."""
-    codes = [f.__code__ for f in vars(module).values() if hasattr(f, "__code__")]
-    has_assert = any("@py_assert" in " ".join(c.co_varnames) or "AssertionError" in c.co_names
-                     or "_format_explanation" in c.co_names for c in codes)
-    return not has_assert or any("_call_assertion_pass" in c.co_names for c in codes)
+@functools.lru_cache(maxsize=None)
+def _assert_lines(path: str) -> frozenset:
+    """Every source line an ``assert`` statement of the file spans."""
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError):
+        return frozenset()
+    return frozenset(line for node in ast.walk(tree) if isinstance(node, ast.Assert)
+                     for line in range(node.lineno, (node.end_lineno or node.lineno) + 1))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    global _current
+    global _counter
+    if getattr(item, "callspec", None) is None:
+        return (yield)
     runner = sys.modules.get("sim.runner")
     if runner is not None:
         _patch(runner.RunSummary, "assert_ok")
-    item.stash[_ASSERTED] = 0
-    _current = item
+    roots = (str(item.path),) + tuple(str(item.config.rootpath / d) + "/" for d in _TEST_DIRS)
+    count = _counter = [0]
+
+    def local(frame, event, arg):
+        if event == "line" and frame.f_lineno in _assert_lines(frame.f_code.co_filename):
+            count[0] += 1
+            frame.f_trace_lines = False   # one assert per frame is enough
+        return local
+
+    def calls(frame, event, arg):
+        return local if frame.f_code.co_filename.startswith(roots) else None
+
+    previous = sys.gettrace()
+    sys.settrace(calls)
     try:
         result = yield
     finally:
-        _current = None
-    if (getattr(item, "callspec", None) is not None and item.stash[_ASSERTED] == 0
-            and _hook_live(item.module)):
+        sys.settrace(previous)
+        _counter = None
+    if count[0] == 0:
         raise AssertionError(f"{item.nodeid} passed but asserted nothing: a parametrized case "
                              "must check something (did it 'continue' past its assert?)")
     return result

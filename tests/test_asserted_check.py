@@ -8,7 +8,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_case_that_asserts_nothing_fails(pytester):
     pytester.makeconftest((ROOT / "conftest.py").read_text().replace(
         'pytest_plugins = ("pytester",)', ""))
-    pytester.makeini("[pytest]\nenable_assertion_pass_hook = true\n")
     pytester.makepyfile(test_cases='''
 import numpy as np
 import pytest
