@@ -161,11 +161,17 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
     bdir = runner.build(simulator, [info.path], info.top, public="ports")
     t_build = time.monotonic() - t0
     jobdir = Path(tempfile.mkdtemp(prefix="network-", dir=bdir))
+    job = {"artifact": str(Path(artifact).resolve()), "modes": modes, "stall": bool(stall)}
     try:
-        return _run_job(jobdir, bdir, info, artifact, codes, modes, stall, rerun, verbose,
-                        simulator, src, params, batch, t_build)
+        rep, secs, kept = _run_job(jobdir, bdir, info, simulator, job, codes, rerun, verbose)
     finally:
         shutil.rmtree(jobdir, ignore_errors=True)
+    rep.update({"artifact": str(artifact), "simulator": simulator, "input_source": src,
+                "engine": params, "batch": batch, "seconds": round(secs, 3),
+                "build_seconds": round(t_build, 3),
+                "verified_macs_per_s": round(rep["verified_macs"] / secs) if secs > 0 else None,
+                "log": str(kept / "sim.log") if kept else None})
+    return rep
 
 
 def _keep_failed(summary, bdir) -> Path:
@@ -175,16 +181,15 @@ def _keep_failed(summary, bdir) -> Path:
     return kept
 
 
-def _run_job(jobdir, bdir, info, artifact, codes, modes, stall, rerun, verbose, simulator, src,
-             params, batch, t_build):
-    """One simulation run in ``jobdir`` (removed by the caller). The simulator's run directory
-    is removed after a clean run; after a failed one it is kept as ``failed-network`` in the
-    build directory (replacing the previous failure), so failures never pile up."""
+def _run_job(jobdir, bdir, info, simulator, job, codes, rerun, verbose):
+    """One simulation run in ``jobdir`` (removed by the caller); returns (result, seconds,
+    kept run directory or None). The simulator's run directory is removed after a clean run;
+    after a failed one it is kept as ``failed-network`` in the build directory (replacing the
+    previous failure), so failures never pile up."""
     inputs = jobdir / "inputs.npy"
     np.save(inputs, codes, allow_pickle=False)
     result = jobdir / "result.json"
-    job = {"artifact": str(Path(artifact).resolve()), "inputs": str(inputs),
-           "modes": modes, "result": str(result), "stall": bool(stall)}
+    job = dict(job, inputs=str(inputs), result=str(result))
     env = {"DQT_ENTRY": str(info.entry_file()), "DQT_PARAMS": json.dumps(job)}
     if rerun:
         env["DQT_RERUN"] = rerun
@@ -203,9 +208,4 @@ def _run_job(jobdir, bdir, info, artifact, codes, modes, stall, rerun, verbose, 
         kept = _keep_failed(summary, bdir)
     else:
         shutil.rmtree(summary.test_dir, ignore_errors=True)
-    rep.update({"artifact": str(artifact), "simulator": simulator, "input_source": src,
-                "engine": params, "batch": batch, "seconds": round(secs, 3),
-                "build_seconds": round(t_build, 3),
-                "verified_macs_per_s": round(rep["verified_macs"] / secs) if secs > 0 else None,
-                "log": str(kept / "sim.log") if kept else None})
-    return rep
+    return rep, secs, kept
