@@ -18,6 +18,7 @@ _STAGES = [
     "rtl.cli",
     "sim.cli",
     "reports.cli",
+    "interop.cli",
     "dqt.flow",
 ]
 
