@@ -19,6 +19,7 @@ _STAGES = [
     "sim.cli",
     "reports.cli",
     "interop.cli",
+    "sweep.cli",
     "dqt.flow",
 ]
 
