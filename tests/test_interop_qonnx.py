@@ -81,3 +81,22 @@ def test_cli_json_and_bad_input(net, tmp_path, capsys):
     assert main(["export", "qonnx", str(net.path), "--out", str(bad), "--bits", "5",
                  "--input", str(x)]) == 2
     assert "not in the candidate set" in capsys.readouterr().err and not bad.exists()
+
+
+@pytest.mark.slow
+def test_trained_digits_artifact_on_the_test_split(tmp_path_factory, capsys):
+    """A trained artifact, every image of its digits test split, through the CLI."""
+    from dqt.cli import main
+    from training.evaluate import digits_test_codes
+    from training.train import train_digits
+    art = tmp_path_factory.mktemp("digits") / "art"
+    train_digits(art, progress=False, width=4, hidden=16, fp32_epochs=2, qat_epochs=1,
+                 batch_size=128, calib_batches=2, threads=1)
+    n_test = len(digits_test_codes(art)[1])
+    out = tmp_path_factory.mktemp("onnx") / "m.onnx"
+    for b in (2, 8):
+        assert main(["export", "qonnx", str(art), "--out", str(out), "--bits", str(b), "--json"]) == 0
+        res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+        assert res["images"] == n_test >= 300
+        assert res["outputs_identical"] is True and res["differences"] == 0
+        assert res["bops"] == res["bitops"]
