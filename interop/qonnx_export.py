@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.formats import DQTValueError, IntFormat, NestedMode, RequantRule
+from golden.formats import DQTValueError, NestedMode, RequantRule
 from golden.network import QUANT_TYPES, Network, run_network
 from golden.ops import nested_shift
 
@@ -110,7 +110,7 @@ def _check_exact(name, what, bound, limit):
                             f"in QONNX cannot hold exactly (limit {limit})")
 
 
-def _qlayer(g, net, l, x, b, shape):
+def _qlayer(g, net, l, x, b):
     """Nested activation and weight quantizers, Conv/MatMul, bias, accumulator, requantizer."""
     n, name, k = net.n, l["name"], net.n - b
     mode = NestedMode.parse(net.mode)
@@ -197,7 +197,7 @@ def _add(g, net, l, a, b):
 def _layer_shapes(net, assignment):
     """Each layer's output shape, from one golden run on a zero image."""
     x = np.zeros((1, *net.manifest["input"]["shape"]), dtype=np.int64)
-    r = run_network(net, x, bits={k: v for k, v in assignment.items()}, impl="reference", trace=True)
+    r = run_network(net, x, bits=dict(assignment), impl="reference", trace=True)
     return {name: tr["output"].shape for name, tr in r.traces.items()}
 
 
@@ -230,7 +230,7 @@ def export_qonnx(net: Network, assignment: dict, batch: int = 1):
         t = l["type"]
         src = env[l.get("input", prev)] if t != "add" else None
         if t in QUANT_TYPES:
-            y = _qlayer(g, net, l, src, assignment[l["name"]], shapes[l["name"]])
+            y = _qlayer(g, net, l, src, assignment[l["name"]])
         elif t in ("maxpool", "avgpool"):
             in_shape = shapes.get(l.get("input", prev), (1, *net.manifest["input"]["shape"]))
             y = _pool(g, net, l, src, in_shape)
@@ -253,8 +253,7 @@ def export_qonnx(net: Network, assignment: dict, batch: int = 1):
     model = qonnx_make_model(graph, producer_name="dqt-codesign",
                              opset_imports=[helper.make_opsetid("", _OPSET),
                                             helper.make_opsetid(QONNX_DOMAIN, 1)])
-    for k, v in _metadata(net, assignment).items():
-        helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, k: v})
+    helper.set_model_props(model, _metadata(net, assignment))
     return ModelWrapper(model).transform(InferShapes())
 
 
