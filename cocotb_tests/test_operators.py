@@ -108,6 +108,24 @@ async def _elementwise(dut, e):
     cov.check()
 
 
+def _class_probe(fx, fw, P, count, seed=1234):
+    """Packets drawn class by class from the operand domain of a dot product (one operand
+    all zero; both operands constant at a range extreme; uniform), for declaring the bins
+    the golden operator can reach. Deliberately separate from the stimulus generator."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        K = int(rng.integers(1, 5)) * P
+        x, w = rng.integers(fx.lo, fx.hi + 1, K), rng.integers(fw.lo, fw.hi + 1, K)
+        cls = rng.integers(0, 3)
+        if cls == 0:
+            (x if rng.integers(2) else w)[:] = 0
+        elif cls == 1:
+            x, w = np.full(K, rng.choice([fx.lo, fx.hi])), np.full(K, rng.choice([fw.lo, fw.hi]))
+        out.append((x, w))
+    return out
+
+
 async def _dot(dut, e):
     tb = OperatorTB(dut, e, e["test"].get("seed", 0))
     await tb.start()
@@ -142,17 +160,12 @@ async def _dot(dut, e):
         cls = operand_class(x[None], w[None], (fx.lo, fx.hi), (fw.lo, fw.hi))[0]
         return (str(cls), str(tb.clamp_class(np.array([unclamped(x, w)]), k.out)[0]))
 
-    pk = gen(e["test"].get("packets", 150), tb.rng)
-    # declared bins: those a large golden-only probe of the same generator reaches; one
-    # probe packet per bin joins the stimulus, so every declared bin is exercised
-    probe = gen(4000, np.random.default_rng(1234))
-    reps = {}
-    for x, w in probe:
-        reps.setdefault(bin_of(x, w), (x, w))
-    # declared before the stimulus runs (read-only from here on)
+    # declared bins, before the stimulus: those a golden-only probe of the operand classes
+    # reaches (built by _class_probe, independent of the stimulus generator)
     cov = Coverage(tb.comp, {"operands": ["zero", "extreme", "random"],
-                             "clamp": ["low", "inside", "high"]}, reachable=reps)
-    pk += list(reps.values())
+                             "clamp": ["low", "inside", "high"]},
+                   reachable={bin_of(x, w) for x, w in _class_probe(fx, fw, P, 4000)})
+    pk = gen(e["test"].get("packets", 150), tb.rng)
     rows = {"x": [], "w": [], "first": [], "last": []}
     for x, w in pk:
         nb = len(x) // P
