@@ -27,6 +27,13 @@ def _classes(q, lo, hi):
     return np.where(q == 0, "zero", np.where(q == lo, "min", np.where(q == hi, "max", "random")))
 
 
+def stimulus_codes(lo, hi, drop_class=None):
+    """Every master code (exhaustive stimulus), less one operand class when ``drop_class``
+    names one: the test that shows coverage notices a missing stimulus class."""
+    codes = np.arange(lo, hi + 1)
+    return codes if drop_class is None else codes[_classes(codes, lo, hi) != drop_class]
+
+
 class ShifterTB(StreamTB):
     """Clock, reset, driver on ``i`` (q, bits), monitor on ``o`` (code)."""
 
@@ -68,21 +75,22 @@ async def exhaustive_interleaved(dut):
     e = entry_from_env()
     tb = ShifterTB(dut, e, e["test"].get("seed", 0))
     await tb.start()
-    rng = np.random.default_rng(e["test"].get("seed", 0))
     codes = np.arange(tb.lo, tb.hi + 1)
-    q = np.repeat(codes, len(tb.cands))
-    bits = np.tile(np.array(tb.cands), codes.size)
+    # declared bins, before any stimulus: every (precision, class, saturated) the golden
+    # model reaches on the whole code domain (e.g. no saturation in floor mode)
+    dom_q, dom_bits = np.repeat(codes, len(tb.cands)), np.tile(np.array(tb.cands), codes.size)
+    _, dom_sat = tb.model(dom_q, dom_bits)
+    cov = Coverage("nested_shift", {"bits": tb.cands, "operand": ["zero", "min", "max", "random"],
+                                    "saturated": [False, True]},
+                   reachable=zip(dom_bits.tolist(), _classes(dom_q, tb.lo, tb.hi).tolist(),
+                                 dom_sat.tolist()))
+    rng = np.random.default_rng(e["test"].get("seed", 0))
+    q = stimulus_codes(tb.lo, tb.hi, e["test"].get("drop_class"))
+    q = np.repeat(q, len(tb.cands))
+    bits = np.tile(np.array(tb.cands), q.size // len(tb.cands))
     perm = rng.permutation(q.size)
     q, bits = q[perm], bits[perm]
     _, sat = await tb.check(q, bits, "nested_shift exhaustive")
-
-    # declared bins: every (precision, class, saturated) the golden model reaches
-    cov = Coverage("nested_shift", {"bits": tb.cands, "operand": ["zero", "min", "max", "random"],
-                                    "saturated": [False, True]})
-    _, reach_sat = tb.model(q, bits)
-    reach = set(zip(bits.tolist(), _classes(q, tb.lo, tb.hi).tolist(), reach_sat.tolist()))
-    cov.bins = sorted(reach, key=str)
-    cov.hits = {b: 0 for b in cov.bins}
     cov.sample(bits=bits, operand=_classes(q, tb.lo, tb.hi), saturated=sat)
     dut._log.info("\n" + cov.summary())
     cov.check()
@@ -121,3 +129,16 @@ def test_nested_shift(cocotb_run, sim, n, mode, signed):
                                          "candidates": [b for b in (1, 2, 3, 4, 6, 8) if b <= n]},
                    MODULE, test_params={"seed": n})
     assert len(s.passed) == 2
+
+
+@pytest.mark.simulator
+@pytest.mark.parametrize("drop", ["max", "random"])
+def test_coverage_fails_without_a_stimulus_class(cocotb_run, drop):
+    """The same exhaustive test, its stimulus less one operand class: the declared bins of
+    that class are never hit and the coverage check fails the test."""
+    s = cocotb_run("icarus", "nested_shift", {"n": 4, "mode": "round", "signed": False,
+                                              "candidates": [2, 4]},
+                   MODULE, test_params={"seed": 4, "drop_class": drop}, expect_fail=True)
+    failed = {r.name.split(".")[-1]: r.message for r in s.failed}
+    assert set(failed) == {"exhaustive_interleaved"}, s.table()
+    assert "never hit" in failed["exhaustive_interleaved"] and f"'{drop}'" in failed["exhaustive_interleaved"]

@@ -53,6 +53,28 @@ def test_coverage_fails_on_a_bin_never_hit():
     cov.check()
 
 
+def test_coverage_bins_are_declared_once_and_read_only():
+    """Bins live in cocotb-coverage's CoverCross; a test cannot replace them by what its
+    stimulus reached, and two instances of one name do not share hits."""
+    cov = Coverage("t", {"cls": ["zero", "max"], "sat": [False, True]},
+                   reachable=[("zero", False), ("max", True)])
+    assert cov.bins == (("max", True), ("zero", False))
+    with pytest.raises(AttributeError):
+        cov.bins = [("zero", False)]
+    with pytest.raises(AttributeError):
+        cov.hits = {}
+    with pytest.raises(TypeError):
+        cov.hits[("max", True)] = 1
+    cov.sample(cls=["zero", "zero", "max"], sat=[False, False, False])
+    assert cov.hits[("zero", False)] == 2 and cov.extra == {("max", False): 1}
+    with pytest.raises(CoverageError, match=r"\('max', True\)"):
+        cov.check()
+    again = Coverage("t", {"cls": ["zero", "max"], "sat": [False, True]})
+    assert sum(again.hits.values()) == 0 and len(again.bins) == 4
+    with pytest.raises(ValueError, match="not in the cross product"):
+        Coverage("t", {"cls": ["zero"]}, reachable=[("max",)])
+
+
 def test_compare_reports_first_mismatch():
     with pytest.raises(Mismatch, match=r"(?s)first at index \[2\].*output cycle: 17.*bits: 6"):
         compare("x", [1, 2, 3], [1, 2, 4], {"bits": [2, 4, 6]}, cycles=[5, 9, 17])

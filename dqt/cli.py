@@ -18,6 +18,8 @@ _STAGES = [
     "rtl.cli",
     "sim.cli",
     "reports.cli",
+    "interop.cli",
+    "sweep.cli",
     "dqt.flow",
 ]
 

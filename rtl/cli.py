@@ -26,10 +26,14 @@ def _lint(args) -> int:
     for name, r in sorted(res.items()):
         if name == "_yosys":
             continue
-        print(f"{name:36s} verilator -Wall: {'clean' if r['lint'] else 'WARNINGS'}")
+        print(f"{name:36s} verilator -Wall: {'clean' if r['lint'] else 'WARNINGS':8s} "
+              f"slang: {'elaborated' if r['slang'] else 'ERRORS'}")
         if not r["lint"]:
             bad += 1
             print(r["lint_output"][-3000:], file=sys.stderr)
+        if not r["slang"]:
+            bad += 1
+            print(r["slang_output"][-3000:], file=sys.stderr)
     ok = res["_yosys"]["ok"]
     print(f"yosys synth: {'ok' if ok else 'FAILED'}")
     if not ok:
@@ -52,7 +56,8 @@ def register(sub) -> None:
     g.add_argument("--config", help="JSON config selecting instances and parameters")
     g.add_argument("--quiet", action="store_true", help="no progress or table")
     g.set_defaults(func=_generate)
-    li = s.add_parser("lint", help="Verilator -Wall lint and Yosys synth of a generated dir")
+    li = s.add_parser("lint", help="Verilator -Wall lint, slang elaboration and Yosys synth of "
+                      "a generated dir")
     li.add_argument("dir", help="directory written by 'dqt rtl generate'")
     li.add_argument("--logs", help="keep the Yosys log and per-module stat files here")
     li.add_argument("--full-synth", action="store_true",

@@ -1,4 +1,5 @@
-"""Lint and synthesis-read checks of generated Verilog (Verilator ``-Wall``, Yosys ``synth``).
+"""Lint and synthesis-read checks of generated Verilog (Verilator ``-Wall``, Yosys ``synth``,
+and slang, a second, strict SystemVerilog front end, through ``pyslang``).
 
 Verilator runs with ``--lint-only -Wall`` and only the warning classes below waived, each
 for a stated reason; any other warning fails the check. Every waiver is a property of the
@@ -13,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-__all__ = ["WAIVERS", "verilator_path", "verilator_lint", "yosys_synth_check", "check_dir"]
+__all__ = ["WAIVERS", "verilator_path", "verilator_lint", "slang_check", "yosys_synth_check",
+           "check_dir"]
 
 #: Verilator warning class -> why it is waived for generated code.
 WAIVERS = {
@@ -60,6 +62,28 @@ def verilator_lint(path, top: str | None = None) -> tuple[bool, str]:
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     out = r.stdout + r.stderr
     return r.returncode == 0 and "%Warning" not in out and "%Error" not in out, out
+
+
+def slang_check(path, top: str) -> tuple[bool, str]:
+    """Parse and elaborate ``path`` with slang, ``top`` as the only top module.
+
+    Returns (no errors, diagnostics text). Warnings are reported in the text but do not fail
+    the check: slang's default warnings flag the back end's implicit width and sign
+    conversions, the same style :data:`WAIVERS` documents for Verilator.
+    """
+    from pyslang import Bag, DiagnosticEngine
+    from pyslang.ast import Compilation, CompilationOptions
+    from pyslang.syntax import SyntaxTree
+
+    opts = CompilationOptions()
+    opts.topModules = {top}
+    comp = Compilation(Bag([opts]))
+    comp.addSyntaxTree(SyntaxTree.fromFile(str(path)))
+    diags = comp.getAllDiagnostics()   # parse + full elaboration of the design under top
+    text = DiagnosticEngine.reportAll(comp.sourceManager, diags)
+    tops = [inst.name for inst in comp.getRoot().topInstances]
+    ok = not any(d.isError() for d in diags) and tops == [top]
+    return ok, text if ok or text else f"slang: top module {top!r} was not elaborated"
 
 
 def _yosys_cmd():
@@ -117,6 +141,8 @@ def check_dir(out_dir, log_dir=None, noabc_components=("engine",)) -> dict:
     for m in man["modules"]:
         ok, text = verilator_lint(out_dir / m["file"], m["top"])
         res[m["file"]] = {"lint": ok, "lint_output": text}
+        ok, text = slang_check(out_dir / m["file"], m["top"])
+        res[m["file"]].update(slang=ok, slang_output=text)
     ok, text = yosys_synth_check([(str((out_dir / m["file"]).resolve()), m["top"])
                                   for m in man["modules"]], log_dir,
                                  noabc={m["top"] for m in man["modules"]

@@ -1,0 +1,1 @@
+"""Interchange with other quantized-network tool flows (QONNX for FINN / hls4ml users)."""

@@ -1,0 +1,1 @@
+"""Design-space sweeps over RTL component parameters on Dask ``distributed``."""
