@@ -195,13 +195,15 @@ class QNet(nn.Module):
         b = self.cfg.check_bits(bits)
         return {k: b for k in self.qlayers}
 
-    def forward(self, x, bits=None, tau: float = 1.0):
+    def forward(self, x, bits=None, tau: float = 1.0, detach_gates: bool = False):
         """Fake-quantized logits and an info dict.
 
         info: ``gates`` [N, C, len(B)] one-hot (dynamic only), ``probs`` (softmax of the
         controller logits), ``exp_bits`` (expected mean width over all quantized layers,
         differentiable) and ``exp_bitops`` (expected BitOPs / all-n BitOPs), batch means;
         in dynamic mode also per input (``exp_bits_per_input``, ``exp_bitops_per_input``).
+        ``detach_gates``: the task loss of the dynamic pass sends no gradient to the
+        controller (it learns from its own loss term then).
         """
         if not self.training:
             return self._eval_forward(x, bits)
@@ -244,7 +246,8 @@ class QNet(nn.Module):
                 tv, ts = env[nd.name]
                 feat = global_avg_codes(tv, ts) if tv.dim() == 4 else tv.reshape(tv.shape[0], -1)
                 logits = self.controller.logits(feat, ts)
-                gates = self.controller.gates(logits, tau, sample=self.training)
+                gates = self.controller.gates(logits.detach() if detach_gates else logits,
+                                              tau, sample=self.training)
                 probs = torch.softmax(logits, dim=-1)
                 info.update(gates=gates, probs=probs, logits=logits)
             prev = nd.name
