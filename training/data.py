@@ -32,6 +32,7 @@ __all__ = [
     "digits_graded_split",
     "GRADED_FAMILIES",
     "corrupt",
+    "check_cifar10_dir",
 ]
 
 #: The held-out digits split must hold at least this many images (20 % of 1797).
@@ -82,6 +83,24 @@ def digits_split(split_seed: int = 0, test_fraction: float = 0.2) -> DigitsSplit
     p = np.random.default_rng(int(split_seed)).permutation(N)
     te, tr = p[:n_test], p[n_test:]
     return DigitsSplit(x[tr], y[tr], x[te], y[te], int(split_seed), float(test_fraction))
+
+
+def check_cifar10_dir(directory) -> None:
+    """Raise naming what is missing unless ``directory`` holds the six binary batches with
+    sizes that are positive multiples of the record (reads nothing else)."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise DQTValueError(f"CIFAR-10 directory {str(d)!r} does not exist")
+    files = CIFAR_TRAIN_FILES + CIFAR_TEST_FILES
+    missing = [f for f in files if not (d / f).is_file()]
+    if missing:
+        raise DQTValueError(f"CIFAR-10 directory {str(d)!r} lacks {missing} "
+                            f"(expected the binary version: {list(files)})")
+    for f in files:
+        size = (d / f).stat().st_size
+        if size == 0 or size % CIFAR_RECORD:
+            raise DQTValueError(f"{d / f}: size {size} bytes is not a positive multiple of "
+                                f"the {CIFAR_RECORD}-byte record")
 
 
 def load_cifar10_bin(directory, split: str = "train", limit: int | None = None):

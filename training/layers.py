@@ -24,7 +24,8 @@ from torch import nn
 
 from golden.formats import DQTValueError, acc_width_rule
 
-from .quant import ActQuantizer, QuantConfig, WeightQuantizer, fake_nested, nested_codes
+from .quant import ActQuantizer, QuantConfig, WeightQuantizer, fake_nested, nested_codes, \
+    round_half_up
 
 __all__ = ["QConv2d", "QLinear", "QAdd", "ste_round_to", "global_avg_codes", "IntParams",
            "requant_constants", "avg_codes", "ADD_SHIFT", "M_BITS"]
@@ -87,6 +88,9 @@ class _QDense(nn.Module):
         self.requant = bool(requant)
         self.wq = WeightQuantizer(cfg, per_channel)
         self.aq = ActQuantizer(cfg) if requant else None
+        if cfg.scales == "independent":
+            # log of the input step per width; 0 = not initialised yet (set on first use)
+            self.log_in_step = nn.Parameter(torch.zeros(len(cfg.B)))
 
     # subclasses: self.weight, self.bias, _op(x, w), _bshape
     def folded(self):
@@ -98,11 +102,35 @@ class _QDense(nn.Module):
         w, _ = self.folded()
         return x_scale * self.wq.scale(w)
 
+    def _independent(self, x, x_scale, w, bits):
+        """Ablation: input requantized onto its own learned b-bit step (PACT-style gradient),
+        weights onto their own max-abs b-bit scale; nothing is nested."""
+        j = self.cfg.B.index(bits)
+        levels = (1 << bits) - 1
+        if float(self.log_in_step[j]) == 0.0:
+            with torch.no_grad():
+                self.log_in_step[j] = torch.log(x_scale.detach() * ((1 << self.cfg.n) - 1) / levels)
+        step = torch.exp(self.log_in_step[j])
+        q = torch.clamp(round_half_up(x.detach() / step.detach()), 0, levels)
+        inside = (x >= 0) & (x < step.detach() * levels)
+        xb = step * q + torch.where(inside, x - x.detach(), torch.zeros_like(x))
+        a = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+        if not self.wq.per_channel:
+            a = a.amax().expand(w.shape[0])
+        sw = (torch.clamp(a, min=1e-8) / max(1, (1 << (bits - 1)) - 1)).reshape(
+            (-1,) + (1,) * (w.dim() - 1))
+        lim = 1 << (bits - 1)
+        wq = torch.clamp(torch.round(w.detach() / sw), -lim, lim - 1) * sw
+        return xb, w + (wq - w).detach()
+
     def _forward_bits(self, x, x_scale, bits: int):
         self.cfg.check_bits(bits)
         w, b = self.folded()
-        xb = fake_nested(x, x_scale, self.cfg.n, bits, self.cfg.mode, signed=False)
-        wb = self.wq(w, bits)
+        if self.cfg.scales == "independent":
+            xb, wb = self._independent(x, x_scale, w, bits)
+        else:
+            xb = fake_nested(x, x_scale, self.cfg.n, bits, self.cfg.mode, signed=False)
+            wb = self.wq(w, bits)
         bq = ste_round_to(b, self.acc_scale(x_scale).detach())
         y = self._op(xb, wb) + bq.reshape(self._bshape)
         return self.aq(y) if self.requant else y

@@ -195,7 +195,8 @@ class QNet(nn.Module):
         b = self.cfg.check_bits(bits)
         return {k: b for k in self.qlayers}
 
-    def forward(self, x, bits=None, tau: float = 1.0, detach_gates: bool = False):
+    def forward(self, x, bits=None, tau: float = 1.0, detach_gates: bool = False,
+                integer: bool | None = None):
         """Fake-quantized logits and an info dict.
 
         info: ``gates`` [N, C, len(B)] one-hot (dynamic only), ``probs`` (softmax of the
@@ -203,9 +204,12 @@ class QNet(nn.Module):
         differentiable) and ``exp_bitops`` (expected BitOPs / all-n BitOPs), batch means;
         in dynamic mode also per input (``exp_bits_per_input``, ``exp_bitops_per_input``).
         ``detach_gates``: the task loss of the dynamic pass sends no gradient to the
-        controller (it learns from its own loss term then).
+        controller (it learns from its own loss term then). ``integer``: run
+        :meth:`forward_codes` (default: in eval mode, for nested scales).
         """
-        if not self.training:
+        if integer is None:
+            integer = not self.training and self.cfg.scales == "nested"
+        if integer:
             return self._eval_forward(x, bits)
         dynamic = isinstance(bits, str)
         if dynamic:
@@ -296,6 +300,8 @@ class QNet(nn.Module):
         int array [N, len(qlayers)]. Returns a dict: ``logits`` (int64 accumulators of the
         last layer), ``logit_scale`` (real value of one unit), ``bits`` [N, len(qlayers)],
         ``codes`` {node: int64 output codes} and, in dynamic mode, ``ctrl_logits``."""
+        if self.cfg.scales != "nested":
+            raise DQTValueError("a model with independent per-width scales has no integer form")
         q0 = self.quantize_input_codes(x)
         N = q0.shape[0]
         bm = self._bits_matrix(bits, N)
