@@ -42,8 +42,15 @@ def recipe_from_args(args):
     if args.B_prime is not None:
         over["B_prime"] = _int_list(args.B_prime)
     d = Recipe().to_json()
+    d["arch"] = None  # follows the data set
     if "B" in over and "B_prime" not in over:
         d["B_prime"] = None  # follow the new B
+    if "B" in over:
+        from .quant import QuantConfig
+        try:
+            QuantConfig(over.get("n", d["n"]), over["B"])
+        except DQTValueError as e:
+            raise DQTValueError(f"--B: {e}") from None
     if "B" in over and "first_bits" not in over and d["first_bits"] not in over["B"]:
         raise DQTValueError(f"--first-bits {d['first_bits']} (the default) is not in "
                             f"--B {list(over['B'])}: give --first-bits one of them")

@@ -42,6 +42,8 @@ from .train import DATASETS, STATE_FILE, Recipe, build_from_recipe, fakequant_ev
 __all__ = ["evaluate", "digits_test_set", "digits_test_codes", "load_fakequant_model",
            "test_sets", "code_agreement", "constants_equal", "FRONTIER_PLOT"]
 
+#: Largest number of static assignments the frontier enumerates.
+MAX_FRONTIER = 4096
 #: Frontier plot written next to the artifact by ``evaluate(..., plot=True)``.
 FRONTIER_PLOT = "frontier.png"
 
@@ -220,7 +222,10 @@ def evaluate(artifact_dir, impl: str = "fast", frontier: bool = True, plot: bool
     else:
         res["fakequant_vs_integer_top1_agreement"] = None
         res["fakequant_vs_integer_code_agreement"] = None
-    if frontier and dyn is not None:
+    if frontier and dyn is not None and len(B) ** len(net.qlayers) > MAX_FRONTIER:
+        res["frontier_skipped"] = (f"{len(B)}^{len(net.qlayers)} static assignments exceed "
+                                   f"{MAX_FRONTIER}")
+    elif frontier and dyn is not None:
         figs = {}
         if "clean" in sets:
             figs["graded"] = adaptivity(net, codes, y, levels, impl, progress=progress)

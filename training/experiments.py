@@ -287,7 +287,7 @@ def _transition_cost(quick):
     return {"elements": N, "per_layer": el,
             "nested floor": {"ops": N, "op": "shift", "pj": N * add_pj(8)},
             "nested round": {"ops": 2 * N, "op": "shift + add", "pj": N * (add_pj(8) + add_pj(9))},
-            "independent": {"ops": 2 * N, "op": "fp32 multiply (x2) + int<->fp32 (x2)",
+            "independent": {"ops": 2 * N, "op": "2 fp32 multiplies (+ 2 int<->fp32 conversions)",
                             "pj": N * 2 * (h["fmult32"] + h["fadd32"])}}
 
 

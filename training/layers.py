@@ -107,7 +107,7 @@ class _QDense(nn.Module):
         weights onto their own max-abs b-bit scale; nothing is nested."""
         j = self.cfg.B.index(bits)
         levels = (1 << bits) - 1
-        if float(self.log_in_step[j]) == 0.0:
+        if float(self.log_in_step[j].detach()) == 0.0:
             with torch.no_grad():
                 self.log_in_step[j] = torch.log(x_scale.detach() * ((1 << self.cfg.n) - 1) / levels)
         step = torch.exp(self.log_in_step[j])

@@ -425,6 +425,8 @@ def train(out_dir, recipe: Recipe | None = None, progress: bool = True, **overri
     r = recipe or Recipe()
     if overrides:
         d = r.to_json()
+        if "dataset" in overrides and "arch" not in overrides:
+            d["arch"] = None  # follows the data set
         d.update(overrides)
         r = Recipe.from_json(d)
     t0 = time.perf_counter()
