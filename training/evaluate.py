@@ -40,7 +40,7 @@ from .train import DATASETS, STATE_FILE, Recipe, build_from_recipe, fakequant_ev
     load_dataset, load_state
 
 __all__ = ["evaluate", "digits_test_set", "digits_test_codes", "load_fakequant_model",
-           "test_sets", "code_agreement", "constants_equal", "FRONTIER_PLOT"]
+           "held_out_sets", "code_agreement", "constants_equal", "FRONTIER_PLOT"]
 
 #: Largest number of static assignments the frontier enumerates.
 MAX_FRONTIER = 4096
@@ -68,7 +68,7 @@ def _recipe(meta, ds) -> Recipe:
                   test_fraction=float(ds["test_fraction"]))
 
 
-def test_sets(artifact_dir) -> dict:
+def held_out_sets(artifact_dir) -> dict:
     """{split name: (float images, labels, levels or None)} of the artifact's held-out data:
     ``test`` always; digits-graded adds ``clean`` (the clean test images)."""
     net = load_network(artifact_dir)
@@ -87,7 +87,7 @@ def test_sets(artifact_dir) -> dict:
 
 def digits_test_set(artifact_dir):
     """(float pixel images [N, 1, 8, 8], labels [N]) of the artifact's held-out split."""
-    x, y, _ = test_sets(artifact_dir)["test"]
+    x, y, _ = held_out_sets(artifact_dir)["test"]
     return x, y
 
 
@@ -158,7 +158,7 @@ def evaluate(artifact_dir, impl: str = "fast", frontier: bool = True, plot: bool
     t0 = time.perf_counter()
     net = load_network(artifact_dir)
     meta, ds = _meta(net)
-    sets = test_sets(artifact_dir)
+    sets = held_out_sets(artifact_dir)
     x, y, levels = sets["test"]
     codes = quantize_input(net, x)
     n, B = net.n, net.candidate_bits

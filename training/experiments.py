@@ -345,7 +345,7 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
     from golden.network import load_network, run_network
     from reports.energy_model import mac_model
 
-    from .evaluate import test_sets
+    from .evaluate import held_out_sets
     from .frontier import layer_macs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -354,7 +354,7 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
             artifact = Path(tmp) / "a"
             train(artifact, progress=progress, **_small_recipe(quick))
         net = load_network(artifact)
-        x, y, _ = test_sets(artifact)["test"]
+        x, y, _ = held_out_sets(artifact)["test"]
     from golden.network import quantize_input
     codes = quantize_input(net, x)
     macs = layer_macs(net, codes)

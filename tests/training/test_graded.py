@@ -8,7 +8,7 @@ import torch
 
 from golden.network import load_network, run_network, save_network
 from training.data import CIFAR_RECORD, GRADED_FAMILIES, corrupt, digits_graded_split, digits_split
-from training.evaluate import code_agreement, evaluate, load_fakequant_model, test_sets
+from training.evaluate import code_agreement, evaluate, load_fakequant_model, held_out_sets
 from training.export import export_network
 from training.frontier import adaptivity, entropy_bits, layer_macs, static_frontier
 from training.models import resnet20
@@ -59,7 +59,7 @@ def graded(tmp_path_factory):
 
 def test_frontier_rows_are_the_golden_runs(graded):
     net = load_network(graded)
-    x, y, _ = test_sets(graded)["test"]
+    x, y, _ = held_out_sets(graded)["test"]
     from golden.network import quantize_input
     codes = quantize_input(net, x[::9])
     y = y[::9]
@@ -81,7 +81,7 @@ def test_frontier_rows_are_the_golden_runs(graded):
 
 def test_adaptivity_figures_follow_their_definitions(graded):
     net = load_network(graded)
-    x, y, lv = test_sets(graded)["test"]
+    x, y, lv = held_out_sets(graded)["test"]
     from golden.network import quantize_input
     codes = quantize_input(net, x[::5])
     y, lv = y[::5], lv[::5]
@@ -142,8 +142,9 @@ def test_cifar10_training_on_a_tiny_binary_set_is_bit_exact(tmp_path, capsys):
                "--qat-epochs", "1", "--batch-size", "16", "--threads", "1", "--device", "cpu"])
     assert rc == 0
     net = load_network(out)
-    assert len(net.qlayers) == 21 and sum(l["type"] == "add" for l in net.layers) == 9
-    x, _, _ = test_sets(out)["test"]
+    # ResNet-20: 19 3x3 convolutions + fc, plus the 2 projection shortcuts
+    assert len(net.qlayers) == 22 and sum(l["type"] == "add" for l in net.layers) == 9
+    x, _, _ = held_out_sets(out)["test"]
     r = code_agreement(load_fakequant_model(out), net, x[:4], [8, 2, "dynamic"])
     assert r["fraction"] == 1.0, r["per_layer"]
 
