@@ -28,7 +28,7 @@ def _flag(key: str) -> str:
 def recipe_from_args(args):
     """The training recipe of ``dqt train`` options, every option checked before anything
     runs; an error names the flag (and the default it clashes with)."""
-    from .train import DATASETS, Recipe
+    from .train import DATASETS, Recipe, with_dataset_defaults
 
     if args.dataset not in DATASETS:
         raise DQTValueError(f"--dataset {args.dataset!r} is not one of {list(DATASETS)}")
@@ -41,8 +41,7 @@ def recipe_from_args(args):
         over["B"] = _int_list(args.B)
     if args.B_prime is not None:
         over["B_prime"] = _int_list(args.B_prime)
-    d = Recipe().to_json()
-    d["arch"] = None  # follows the data set
+    d = with_dataset_defaults(Recipe().to_json(), args.dataset, over)
     if "B" in over and "B_prime" not in over:
         d["B_prime"] = None  # follow the new B
     if "B" in over:

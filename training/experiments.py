@@ -232,6 +232,13 @@ def operator_error(quick=False, progress=True, **_):
 
 
 # ---- alpha-sweep ------------------------------------------------------------------------
+def _note(progress, row):
+    """A finished row on stderr, so that a long sweep shows its results as it goes."""
+    if progress:
+        from tqdm import tqdm
+        tqdm.write(" | ".join(_fmt(v) for v in row))
+
+
 def _train_tmp(quick, progress, **kw):
     from .train import train
 
@@ -254,6 +261,7 @@ def alpha_sweep(quick=False, progress=True, **_):
             curves[f"{mode} alpha={a}"] = c2
             rows.append([mode, a] + [acc[str(b)] for b in (2, 4, 6, 8)]
                         + [s["fakequant_dynamic_accuracy"], " ".join(f"{v:.3f}" for v in c2)])
+            _note(progress, rows[-1])
     cols = ["mode", "alpha", "2b", "4b", "6b", "8b", "dynamic", "2-bit accuracy per QAT epoch"]
 
     def plot(ax):
@@ -307,6 +315,7 @@ def scale_ablation(quick=False, progress=True, **_):
         rows.append([name] + [acc[str(b)] for b in (2, 4, 6, 8)]
                     + [s["fakequant_dynamic_accuracy"], t["ops"], t["op"], t["pj"]])
         data[name] = {"static": acc, "dynamic": s["fakequant_dynamic_accuracy"]}
+        _note(progress, rows[-1])
     cols = ["scales", "2b", "4b", "6b", "8b", "dynamic", "ops per switch (image)", "operation",
             "switch energy (pJ, 45 nm model)"]
 

@@ -37,7 +37,7 @@ from .export import artifact_digest, save_artifact
 from .models import QNet, build_model
 from .quant import QuantConfig
 
-__all__ = ["Recipe", "train", "train_digits", "load_dataset", "DATASETS", "build_from_recipe", "save_state", "load_state",
+__all__ = ["Recipe", "train", "DATASET_DEFAULTS", "with_dataset_defaults", "train_digits", "load_dataset", "DATASETS", "build_from_recipe", "save_state", "load_state",
            "STATE_FILE", "LOG_FILE", "PLOT_FILE", "set_determinism"]
 
 STATE_FILE = "fakequant_state.npz"
@@ -167,6 +167,26 @@ class Recipe:
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
         return cls(**d)
+
+
+#: Recipe fields a data set sets unless they are given: the graded split trains the adaptive
+#: controller (per-input expected loss, docs/training.md) on a narrower, shorter recipe.
+DATASET_DEFAULTS = {
+    "digits-graded": {"width": 8, "fp32_epochs": 10, "qat_epochs": 6, "ctrl_loss": "expected",
+                      "lam": 0.2, "beta": 0.0},
+}
+
+
+def with_dataset_defaults(d: dict, dataset: str, given) -> dict:
+    """Recipe dict ``d`` with ``dataset``'s defaults for the fields not in ``given`` and the
+    architecture following the data set."""
+    d = dict(d)
+    if "arch" not in given:
+        d["arch"] = None
+    for k, v in DATASET_DEFAULTS.get(dataset, {}).items():
+        if k not in given:
+            d[k] = v
+    return d
 
 
 def set_determinism(seed: int, threads: int) -> None:
@@ -425,8 +445,8 @@ def train(out_dir, recipe: Recipe | None = None, progress: bool = True, **overri
     r = recipe or Recipe()
     if overrides:
         d = r.to_json()
-        if "dataset" in overrides and "arch" not in overrides:
-            d["arch"] = None  # follows the data set
+        if "dataset" in overrides:
+            d = with_dataset_defaults(d, overrides["dataset"], overrides)
         d.update(overrides)
         r = Recipe.from_json(d)
     t0 = time.perf_counter()
