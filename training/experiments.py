@@ -46,7 +46,7 @@ def _experiment(name, summary):
 
 def _small_recipe(quick, **kw):
     """The recipe the training experiments share: the digits CNN at width 8, short."""
-    base = dict(width=8, hidden=32, fp32_epochs=10, qat_epochs=6, batch_size=64, threads=2)
+    base = dict(width=8, hidden=32, fp32_epochs=10, qat_epochs=6, batch_size=64, threads=1)
     if quick:
         base.update(width=4, hidden=8, fp32_epochs=1, qat_epochs=1, batch_size=256,
                     calib_batches=2, threads=1)
