@@ -173,7 +173,7 @@ class Recipe:
 #: controller (per-input expected loss, docs/training.md) on a narrower, shorter recipe.
 DATASET_DEFAULTS = {
     "digits-graded": {"width": 8, "fp32_epochs": 10, "qat_epochs": 6, "ctrl_loss": "expected",
-                      "lam": 0.2, "beta": 0.0, "threads": 1},
+                      "lam": 2.0, "ctrl_lr": 0.01, "beta": 0.0, "threads": 1},
 }
 
 
