@@ -349,13 +349,14 @@ def _engine_pj(report):
     return None, None
 
 
-@_experiment("bitops-vs-energy", "BitOPs saving vs engine energy per image per mode")
+@_experiment("bitops-vs-energy", "BitOPs saving vs engine energy per image per mode "
+             "(dynamic: the controller included)")
 def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_):
     from golden.network import load_network, run_network
     from reports.energy_model import mac_model
 
     from .evaluate import held_out_sets
-    from .frontier import layer_macs
+    from .frontier import controller_bitops, layer_macs
 
     with tempfile.TemporaryDirectory() as tmp:
         if artifact is None:
@@ -377,6 +378,10 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
         m = np.array([macs[q] for q in net.qlayers], dtype=np.float64)
         bo = float(((r.bits ** 2) * m).sum(-1).mean())
         en = float(np.mean([sum(m[i] * pj[int(b)] for i, b in enumerate(row)) for row in r.bits]))
+        if mode == "dynamic":  # the controller runs on every image, at its layers' width
+            bo += controller_bitops(net)
+            en += sum(int(np.prod(net.arrays[l["weight"]].shape)) * pj[int(l["bits"])]
+                      for l in net.controller["layers"])
         res[str(mode)] = {"bitops": bo, "energy_pj": en,
                           "accuracy": float((r.output.argmax(-1) == y).mean())}
     ref = res[str(net.n)]
