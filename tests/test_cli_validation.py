@@ -21,6 +21,7 @@ def no_training(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("training started before the inputs were validated")
     monkeypatch.setattr(training.train, "train_digits", boom)
+    monkeypatch.setattr(training.train, "train", boom)
 
 
 def _err(capsys):
@@ -30,7 +31,12 @@ def _err(capsys):
 
 
 def test_train_checks_B_before_training(tmp_path, capsys, no_training):
+    # the first layer's default width (8) is not in B: both flags are named
     assert main(["train", "--out", str(tmp_path / "a"), "--B", "3,5"]) == 2
+    err = _err(capsys)
+    assert "--B" in err and "--first-bits" in err
+    # a first-layer width in B, but B without the master width n
+    assert main(["train", "--out", str(tmp_path / "a"), "--B", "3,5", "--first-bits", "3"]) == 2
     err = _err(capsys)
     assert "--B 3,5" in err and "n=8" in err
     assert not (tmp_path / "a").exists()

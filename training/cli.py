@@ -15,15 +15,25 @@ def _int_list(s: str):
         raise DQTValueError(f"{s!r} is not a comma-separated list of integers") from None
 
 
-def _cmd_train(args) -> int:
-    from .train import Recipe, train_digits
+_TRAIN_KEYS = ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits", "fp32_epochs",
+               "qat_epochs", "batch_size", "lr", "qat_lr", "ctrl_lr", "alpha", "beta", "cost",
+               "cost_form", "target", "tau_start", "tau_end", "tau_kind", "threads", "width",
+               "hidden", "data", "device", "levels", "copies", "ctrl_loss", "lam")
 
-    if args.dataset != "digits":
-        raise DQTValueError(f"--dataset {args.dataset!r} is not one of ['digits']")
-    over = {}
-    for key in ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits", "fp32_epochs",
-                "qat_epochs", "batch_size", "lr", "qat_lr", "alpha", "beta", "cost", "cost_form", "target",
-                "tau_start", "tau_end", "tau_kind", "threads", "width"):
+
+def _flag(key: str) -> str:
+    return "--" + key.replace("_", "-")
+
+
+def recipe_from_args(args):
+    """The training recipe of ``dqt train`` options, every option checked before anything
+    runs; an error names the flag (and the default it clashes with)."""
+    from .train import DATASETS, Recipe, with_dataset_defaults
+
+    if args.dataset not in DATASETS:
+        raise DQTValueError(f"--dataset {args.dataset!r} is not one of {list(DATASETS)}")
+    over = {"dataset": args.dataset}
+    for key in _TRAIN_KEYS:
         v = getattr(args, key)
         if v is not None:
             over[key] = v
@@ -31,17 +41,44 @@ def _cmd_train(args) -> int:
         over["B"] = _int_list(args.B)
     if args.B_prime is not None:
         over["B_prime"] = _int_list(args.B_prime)
-    d = Recipe().to_json()
+    d = with_dataset_defaults(Recipe().to_json(), args.dataset, over)
     if "B" in over and "B_prime" not in over:
         d["B_prime"] = None  # follow the new B
+    if "B" in over:
+        from .quant import QuantConfig
+        try:
+            QuantConfig(over.get("n", d["n"]), over["B"])
+        except DQTValueError as e:
+            raise DQTValueError(f"--B: {e}") from None
     if "B" in over and "first_bits" not in over and d["first_bits"] not in over["B"]:
-        over["first_bits"] = max(over["B"])
+        raise DQTValueError(f"--first-bits {d['first_bits']} (the default) is not in "
+                            f"--B {list(over['B'])}: give --first-bits one of them")
+    if args.dataset != "cifar10" and args.data is not None:
+        raise DQTValueError(f"--data is only used with --dataset cifar10 (got --dataset "
+                            f"{args.dataset!r})")
     d.update(over)
-    recipe = Recipe.from_json(d)
+    try:
+        recipe = Recipe.from_json(d)
+    except DQTValueError as e:
+        msg = str(e)
+        hit = [k for k in d if f"{k}=" in msg or f"{k} " in msg.split("=")[0]]
+        if hit:
+            raise DQTValueError(f"{_flag(max(hit, key=len))}: {msg}") from None
+        raise
     if recipe.n not in recipe.B:  # the export's static width of every controlled layer is n
         raise DQTValueError(f"--B {','.join(map(str, recipe.B))} must contain the master width "
                             f"n={recipe.n} (the static width of the controlled layers)")
-    summary = train_digits(args.out, recipe, progress=not args.no_progress)
+    if recipe.dataset == "cifar10":
+        from .data import check_cifar10_dir
+        check_cifar10_dir(recipe.data)
+    return recipe
+
+
+def _cmd_train(args) -> int:
+    from .train import train
+
+    recipe = recipe_from_args(args)
+    summary = train(args.out, recipe, progress=not args.no_progress)
     if not args.json:
         print(f"artifact   {summary['artifact']}  (sha256 of manifest {summary['digest'][:16]}...)")
         print(f"fp32 accuracy            {summary['fp32_accuracy']:.4f}")
@@ -57,7 +94,8 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from .evaluate import evaluate
 
-    res = evaluate(args.artifact, impl=args.impl)
+    res = evaluate(args.artifact, impl=args.impl, frontier=not args.no_frontier,
+                   plot=not args.no_frontier, progress=not args.json)
     if not args.json:
         print(f"held-out images          {res['n_test']}")
         print(f"fp32 accuracy            {res['fp32_accuracy']:.4f}")
@@ -67,7 +105,15 @@ def _cmd_eval(args) -> int:
             print(f"dynamic                  {res['dynamic_accuracy']:.4f}  (mean bits "
                   f"{res['dynamic_avg_bits']:.3f}, BitOPs ratio {res['dynamic_bitops_ratio']:.3f})")
         print(f"integer torch == golden  {res['integer_vs_torch_identical']:.4f}")
-        print(f"fake-quant vs integer    {res['fakequant_vs_integer_top1_agreement']}")
+        print(f"fake-quant vs integer    {res['fakequant_vs_integer_top1_agreement']} (top-1), "
+              f"{res['fakequant_vs_integer_code_agreement']} (codes)")
+        for split in ("clean", "graded"):
+            a = res.get(split)
+            if a:
+                dy = a["dynamic"]
+                print(f"{split:<7} dynamic {dy['accuracy']:.4f} at {dy['bitops_per_image']:.4g} "
+                      f"BitOPs/image, entropy {dy['assignment_entropy_bits']:.2f} bits; saving vs "
+                      f"static {a['bitops_saving_vs_static']}, gain {a['accuracy_gain_vs_static_pts']} pts")
     print(json.dumps(res, sort_keys=True))
     return 0
 
@@ -77,7 +123,19 @@ def register(sub) -> None:
     p = sub.add_parser("train", help="train a DQT network and export the integer artifact",
                        description="Float pre-training, quantization-aware training with the "
                        "precision controller, export via golden.network.save_network.")
-    p.add_argument("--dataset", default="digits", help="data set (digits: sklearn, bundled)")
+    p.add_argument("--dataset", default="digits",
+                   help="digits (sklearn, bundled), digits-graded (corrupted digits at graded "
+                   "levels, generated) or cifar10 (binary batches in --data)")
+    p.add_argument("--data", help="cifar10: directory of the binary batches (cifar-10-batches-bin)")
+    p.add_argument("--device", help="cpu or cuda (default cpu)")
+    p.add_argument("--levels", type=int, help="digits-graded: severity levels (default 6)")
+    p.add_argument("--copies", type=int, help="digits-graded: corrupted copies per training image")
+    p.add_argument("--ctrl-loss", help="controller training: expected (per-input expected loss "
+                   "and BitOPs) or gumbel (task loss through the gates only)")
+    p.add_argument("--lam", type=float, help="weight of the per-input BitOPs ratio in the "
+                   "expected controller loss")
+    p.add_argument("--ctrl-lr", type=float)
+    p.add_argument("--hidden", type=int, help="controller hidden width (default 64)")
     p.add_argument("--out", required=True, help="artifact directory to write")
     p.add_argument("--seed", type=int)
     p.add_argument("--split-seed", type=int)
@@ -110,4 +168,8 @@ def register(sub) -> None:
     e.add_argument("artifact", help="artifact directory")
     e.add_argument("--impl", default="fast", choices=["fast", "reference"])
     e.add_argument("--json", action="store_true", help="print only the JSON object")
+    e.add_argument("--no-frontier", action="store_true",
+                   help="skip the static frontier (every per-layer assignment) and its plot")
     e.set_defaults(func=_cmd_eval)
+    from .experiments import register as register_experiments
+    register_experiments(sub)

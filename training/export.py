@@ -24,60 +24,35 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from golden.formats import DQTValueError, acc_width_rule
+from golden.formats import DQTValueError
 from golden.network import save_network
 
+from .layers import ADD_SHIFT, M_BITS
 from .models import QUANT, QNet
 
 __all__ = ["export_network", "save_artifact", "artifact_digest", "ADD_SHIFT", "M_BITS"]
-
-#: Shift of the residual-add constants (M_i fit comfortably in the runner's 48-bit M).
-ADD_SHIFT = 30
-#: Requantization multipliers stay below 2^M_BITS.
-M_BITS = 31
-
 
 def _wdtype(n):
     return np.int8 if n <= 8 else np.int16
 
 
-def _f64(t):
-    return np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)
-
-
 def _qlayer(model: QNet, name, mod, src, x_scale, bits, arrays, relu=None):
-    n = model.cfg.n
-    w, b = mod.folded()
-    codes = mod.wq.codes(w).to(torch.int64).numpy()
-    acc_s = mod.acc_scale(x_scale).detach()
-    # Same float32 expression as layers.ste_round_to in the forward pass.
-    bias = torch.round(b.detach() / acc_s).to(torch.int64).numpy()
-    K = int(np.prod(codes.shape[1:]))
-    bound = K * ((1 << n) - 1) * (1 << (n - 1)) + int(np.abs(bias).max(initial=0))
-    width = max(acc_width_rule(n, K), bound.bit_length() + 1)
-    if width > 62:
-        raise DQTValueError(f"layer {name!r}: accumulator needs {width} bits, more than 62 "
-                            "(the bias is too large for the scales)")
+    """Manifest entry and arrays of one quantized layer, from :meth:`_QDense.int_params`
+    (the constants the fake-quantized model's evaluation pass uses too)."""
+    try:
+        p = mod.int_params(x_scale)
+    except DQTValueError as e:
+        raise DQTValueError(f"layer {name!r}: {e}") from None
     entry = {"name": name, "type": mod.kind, "input": src, "weight": f"{name}.weight",
              "bias": f"{name}.bias", "M": f"{name}.M", "bits": int(bits),
-             "acc_width": int(width), "overflow": "saturate", "rule": "dyadic",
-             "relu": bool(mod.relu if relu is None else relu), "requant": bool(mod.requant)}
+             "acc_width": p.acc_width, "overflow": "saturate", "rule": "dyadic",
+             "relu": bool(mod.relu if relu is None else relu), "requant": bool(mod.requant),
+             "S": p.S}
     if mod.kind == "conv2d":
         entry.update(stride=int(mod.stride), padding=int(mod.padding))
-    if mod.requant:
-        r = _f64(acc_s) / float(_f64(mod.out_scale()))
-        mbits = min(M_BITS, 62 - width)
-        S = 62
-        while S > 0 and np.round(r.max() * 2.0 ** S) >= 2 ** mbits:
-            S -= 1
-        M = np.round(r * 2.0 ** S).astype(np.int64)
-        entry["S"] = int(S)
-    else:
-        M = np.zeros(codes.shape[0], dtype=np.int64)
-        entry["S"] = 0
-    arrays[f"{name}.weight"] = codes.astype(_wdtype(n))
-    arrays[f"{name}.bias"] = bias.astype(np.int64)
-    arrays[f"{name}.M"] = M
+    arrays[f"{name}.weight"] = p.weight.numpy().astype(_wdtype(model.cfg.n))
+    arrays[f"{name}.bias"] = p.bias.numpy().astype(np.int64)
+    arrays[f"{name}.M"] = p.M.numpy().astype(np.int64)
     return entry
 
 
@@ -100,11 +75,9 @@ def export_network(model: QNet, metadata: dict | None = None):
             elif nd.type == "add":
                 a, b = nd.inputs
                 mod = model.layers[nd.name]
-                sy = float(_f64(mod.out_scale()))
-                M1 = int(round(float(_f64(scales[a])) / sy * 2 ** ADD_SHIFT))
-                M2 = int(round(float(_f64(scales[b])) / sy * 2 ** ADD_SHIFT))
+                M1, M2, M3, S = mod.int_constants(scales[a], scales[b])
                 layers.append({"name": nd.name, "type": "add", "inputs": [a, b], "M1": M1,
-                               "M2": M2, "M3": 0, "S": ADD_SHIFT})
+                               "M2": M2, "M3": M3, "S": S})
                 scales[nd.name] = mod.out_scale()
             else:
                 e = {"name": nd.name, "type": nd.type, "input": src}

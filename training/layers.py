@@ -15,15 +15,53 @@ straight-through gates select exactly one width in the forward pass and pass gra
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from golden.formats import DQTValueError
+from golden.formats import DQTValueError, acc_width_rule
 
-from .quant import ActQuantizer, QuantConfig, WeightQuantizer, fake_nested
+from .quant import ActQuantizer, QuantConfig, WeightQuantizer, fake_nested, nested_codes, \
+    round_half_up
 
-__all__ = ["QConv2d", "QLinear", "QAdd", "ste_round_to", "global_avg_codes"]
+__all__ = ["QConv2d", "QLinear", "QAdd", "ste_round_to", "global_avg_codes", "IntParams",
+           "requant_constants", "avg_codes", "ADD_SHIFT", "M_BITS"]
+
+#: Shift of the residual-add constants (M_i fit comfortably in the runner's 48-bit M).
+ADD_SHIFT = 30
+#: Requantization multipliers stay below 2^M_BITS.
+M_BITS = 31
+
+
+def _f64(t):
+    return np.asarray(t.detach().cpu().double().numpy(), dtype=np.float64)
+
+
+def requant_constants(ratio: np.ndarray, acc_width: int):
+    """Dyadic form M · 2^-S of the real ratios ``ratio`` (float64, one per channel): one S,
+    the largest (<= 62) that keeps every M below 2^min(M_BITS, 62 - acc_width), so that
+    acc · M stays inside int64; M = round_half_even(ratio · 2^S)."""
+    mbits = min(M_BITS, 62 - acc_width)
+    S = 62
+    while S > 0 and np.round(ratio.max() * 2.0 ** S) >= 2 ** mbits:
+        S -= 1
+    return np.round(ratio * 2.0 ** S).astype(np.int64), int(S)
+
+
+@dataclass(frozen=True)
+class IntParams:
+    """The integer constants of one quantized layer, exactly as exported: master weight
+    codes, bias in master accumulator units, accumulator width, requantization M and S
+    (M is all zeros and S = 0 without requantization)."""
+
+    weight: torch.Tensor   # int64, the layer's weight shape
+    bias: torch.Tensor     # int64 [O]
+    acc_width: int
+    M: torch.Tensor        # int64 [O]
+    S: int
 
 
 def ste_round_to(v: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
@@ -50,6 +88,9 @@ class _QDense(nn.Module):
         self.requant = bool(requant)
         self.wq = WeightQuantizer(cfg, per_channel)
         self.aq = ActQuantizer(cfg) if requant else None
+        if cfg.scales == "independent":
+            # log of the input step per width; 0 = not initialised yet (set on first use)
+            self.log_in_step = nn.Parameter(torch.zeros(len(cfg.B)))
 
     # subclasses: self.weight, self.bias, _op(x, w), _bshape
     def folded(self):
@@ -61,11 +102,35 @@ class _QDense(nn.Module):
         w, _ = self.folded()
         return x_scale * self.wq.scale(w)
 
+    def _independent(self, x, x_scale, w, bits):
+        """Ablation: input requantized onto its own learned b-bit step (PACT-style gradient),
+        weights onto their own max-abs b-bit scale; nothing is nested."""
+        j = self.cfg.B.index(bits)
+        levels = (1 << bits) - 1
+        if float(self.log_in_step[j].detach()) == 0.0:
+            with torch.no_grad():
+                self.log_in_step[j] = torch.log(x_scale.detach() * ((1 << self.cfg.n) - 1) / levels)
+        step = torch.exp(self.log_in_step[j])
+        q = torch.clamp(round_half_up(x.detach() / step.detach()), 0, levels)
+        inside = (x >= 0) & (x < step.detach() * levels)
+        xb = step * q + torch.where(inside, x - x.detach(), torch.zeros_like(x))
+        a = w.detach().abs().reshape(w.shape[0], -1).amax(dim=1)
+        if not self.wq.per_channel:
+            a = a.amax().expand(w.shape[0])
+        sw = (torch.clamp(a, min=1e-8) / max(1, (1 << (bits - 1)) - 1)).reshape(
+            (-1,) + (1,) * (w.dim() - 1))
+        lim = 1 << (bits - 1)
+        wq = torch.clamp(torch.round(w.detach() / sw), -lim, lim - 1) * sw
+        return xb, w + (wq - w).detach()
+
     def _forward_bits(self, x, x_scale, bits: int):
         self.cfg.check_bits(bits)
         w, b = self.folded()
-        xb = fake_nested(x, x_scale, self.cfg.n, bits, self.cfg.mode, signed=False)
-        wb = self.wq(w, bits)
+        if self.cfg.scales == "independent":
+            xb, wb = self._independent(x, x_scale, w, bits)
+        else:
+            xb = fake_nested(x, x_scale, self.cfg.n, bits, self.cfg.mode, signed=False)
+            wb = self.wq(w, bits)
         bq = ste_round_to(b, self.acc_scale(x_scale).detach())
         y = self._op(xb, wb) + bq.reshape(self._bshape)
         return self.aq(y) if self.requant else y
@@ -86,6 +151,52 @@ class _QDense(nn.Module):
     def out_scale(self):
         """Master step of the output codes (None without requantization)."""
         return self.aq.scale() if self.requant else None
+
+    # ---- integer path: the exported layer, code for code -------------------------------
+    @torch.no_grad()
+    def int_params(self, x_scale) -> IntParams:
+        """The layer's integer constants for input step ``x_scale`` (what the exporter
+        writes): weight codes, bias round_half_even(b / (s_x · s_w)) in the forward pass's
+        float32 arithmetic, the accumulator width of the exact sum's bound and M / 2^S of
+        r = s_x · s_w / s_y."""
+        n = self.cfg.n
+        w, b = self.folded()
+        codes = self.wq.codes(w).to(torch.int64)
+        acc_s = self.acc_scale(x_scale).detach()
+        bias = torch.round(b.detach() / acc_s).to(torch.int64)  # == ste_round_to's integer
+        K = int(np.prod(codes.shape[1:]))
+        bound = K * ((1 << n) - 1) * (1 << (n - 1)) + int(bias.abs().max())
+        width = max(acc_width_rule(n, K), bound.bit_length() + 1)
+        if width > 62:
+            raise DQTValueError(f"accumulator needs {width} bits, more than 62 (the bias is "
+                                "too large for the scales)")
+        if self.requant:
+            M, S = requant_constants(_f64(acc_s) / float(_f64(self.out_scale())), width)
+        else:
+            M, S = np.zeros(codes.shape[0], dtype=np.int64), 0
+        return IntParams(codes, bias, int(width), torch.from_numpy(M), S)
+
+    @torch.no_grad()
+    def forward_codes(self, q, x_scale, bits: int, p: IntParams | None = None):
+        """Integer output of the layer on unsigned master codes ``q`` (int64) at ``bits``:
+        exact accumulation (binary64 holds every partial sum: |sum| < 2^53), saturation at
+        the accumulator width, then clamp((acc · M + 2^(S-1)) >> S, 0, 2^n - 1); without
+        requantization the accumulator itself. The golden ``qdense`` rule, term for term."""
+        self.cfg.check_bits(bits)
+        p = p or self.int_params(x_scale)
+        n, mode = self.cfg.n, self.cfg.mode
+        xb = nested_codes(q, n, bits, mode, signed=False)
+        wb = nested_codes(p.weight, n, bits, mode, signed=True)
+        s = torch.round(self._op(xb.double(), wb.double())).to(torch.int64)
+        acc = (s << (2 * (n - bits))) + p.bias.reshape(self._bshape)
+        lim = 1 << (p.acc_width - 1)
+        acc = torch.clamp(acc, -lim, lim - 1)
+        if not self.requant:
+            return acc
+        y = acc * p.M.reshape(self._bshape)
+        if p.S:
+            y = (y + (1 << (p.S - 1))) >> p.S
+        return torch.clamp(y, 0, (1 << n) - 1)
 
 
 class QConv2d(_QDense):
@@ -184,6 +295,26 @@ class QAdd(nn.Module):
 
     def out_scale(self):
         return self.aq.scale()
+
+    def int_constants(self, s1, s2):
+        """(M1, M2, M3, S) of the golden add: M_i = round(s_i / s_y · 2^ADD_SHIFT), M3 = 0."""
+        sy = float(_f64(self.out_scale()))
+        return (int(round(float(_f64(s1)) / sy * 2 ** ADD_SHIFT)),
+                int(round(float(_f64(s2)) / sy * 2 ** ADD_SHIFT)), 0, ADD_SHIFT)
+
+    @torch.no_grad()
+    def forward_codes(self, q1, s1, q2, s2):
+        """clamp((M1 q1 + M2 q2 + M3 + 2^(S-1)) >> S, 0, 2^n - 1) on int64 codes."""
+        M1, M2, M3, S = self.int_constants(s1, s2)
+        v = (M1 * q1 + M2 * q2 + M3 + (1 << (S - 1))) >> S
+        return torch.clamp(v, 0, (1 << self.cfg.n) - 1)
+
+
+def avg_codes(q):
+    """Global average pool of int64 codes [N, C, H, W]: (Σ + floor(HW/2)) // HW, round half
+    up (golden ``avg_pool``)."""
+    cnt = q.shape[2] * q.shape[3]
+    return (q.sum(dim=(2, 3)) + cnt // 2) // cnt
 
 
 def global_avg_codes(x, scale):

@@ -11,11 +11,18 @@ Three ways to run a :class:`QNet`:
 * ``forward(x, bits)``: fake-quantized at static precision (None: each layer's static width;
   int: all layers; dict: per layer) or ``"dynamic"`` (the controller picks the controlled
   layers' widths per input: hard Gumbel samples in training mode, argmax in eval mode).
+  In training mode this is the differentiable float pass (straight-through estimators); in
+  eval mode it is ``forward_codes``;
+* ``forward_codes(x, bits)``: the evaluation pass on integers: every quantized layer
+  accumulates exactly and requantizes with the exported M / 2^S (round half up, clamp), so
+  its codes are the exported integer network's, layer for layer (the tests compare them
+  with the golden runner on every element).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -23,7 +30,7 @@ from torch import nn
 from golden.formats import DQTValueError
 
 from .controller import Controller
-from .layers import QAdd, QConv2d, QLinear, global_avg_codes
+from .layers import QAdd, QConv2d, QLinear, avg_codes, global_avg_codes
 from .quant import QuantConfig
 
 __all__ = ["Node", "QNet", "digits_cnn", "resnet20", "build_model", "ARCHS"]
@@ -188,14 +195,22 @@ class QNet(nn.Module):
         b = self.cfg.check_bits(bits)
         return {k: b for k in self.qlayers}
 
-    def forward(self, x, bits=None, tau: float = 1.0):
+    def forward(self, x, bits=None, tau: float = 1.0, detach_gates: bool = False,
+                integer: bool | None = None):
         """Fake-quantized logits and an info dict.
 
         info: ``gates`` [N, C, len(B)] one-hot (dynamic only), ``probs`` (softmax of the
         controller logits), ``exp_bits`` (expected mean width over all quantized layers,
         differentiable) and ``exp_bitops`` (expected BitOPs / all-n BitOPs), batch means;
         in dynamic mode also per input (``exp_bits_per_input``, ``exp_bitops_per_input``).
+        ``detach_gates``: the task loss of the dynamic pass sends no gradient to the
+        controller (it learns from its own loss term then). ``integer``: run
+        :meth:`forward_codes` (default: in eval mode, for nested scales).
         """
+        if integer is None:
+            integer = not self.training and self.cfg.scales == "nested"
+        if integer:
+            return self._eval_forward(x, bits)
         dynamic = isinstance(bits, str)
         if dynamic:
             if bits != "dynamic":
@@ -235,12 +250,127 @@ class QNet(nn.Module):
                 tv, ts = env[nd.name]
                 feat = global_avg_codes(tv, ts) if tv.dim() == 4 else tv.reshape(tv.shape[0], -1)
                 logits = self.controller.logits(feat, ts)
-                gates = self.controller.gates(logits, tau, sample=self.training)
+                gates = self.controller.gates(logits.detach() if detach_gates else logits,
+                                              tau, sample=self.training)
                 probs = torch.softmax(logits, dim=-1)
                 info.update(gates=gates, probs=probs, logits=logits)
             prev = nd.name
         info.update(self._expected_cost(info.get("probs"), bmap))
         return env[prev][0], info
+
+    def _eval_forward(self, x, bits):
+        """Eval-mode ``forward``: :meth:`forward_codes`, logits as real values (acc · step)."""
+        r = self.forward_codes(x, bits)
+        info = {"codes": r["codes"], "chosen_bits": r["bits"]}
+        if "ctrl_logits" in r:
+            B = torch.tensor(self.cfg.B)
+            ci = [self.qlayers.index(c) for c in self.controlled]
+            idx = (r["bits"][:, ci, None] == B).to(torch.float32).argmax(-1)
+            info["gates"] = torch.nn.functional.one_hot(idx, len(B)).to(torch.float32)
+            info["probs"] = torch.softmax(r["ctrl_logits"].double(), -1).float()
+        bmap = {q: int(r["bits"][0, i]) for i, q in enumerate(self.qlayers)}
+        info.update(self._expected_cost(info.get("probs"), bmap))
+        return (r["logits"].double() * r["logit_scale"]).float(), info
+
+    def _bits_matrix(self, bits, N):
+        if isinstance(bits, str):
+            if bits != "dynamic":
+                raise DQTValueError(f"bits={bits!r}: use None, an int, a dict or 'dynamic'")
+            if self.controller is None:
+                raise DQTValueError("bits='dynamic' needs a model with a controller")
+            bits = None
+        if torch.is_tensor(bits) or isinstance(bits, np.ndarray):
+            m = torch.as_tensor(np.asarray(bits), dtype=torch.int64)
+            if m.shape != (N, len(self.qlayers)) or not torch.isin(m, torch.tensor(self.cfg.B)).all():
+                raise DQTValueError(f"per-input widths must be [{N}, {len(self.qlayers)}] "
+                                    f"values in B={list(self.cfg.B)}")
+            return m.clone()
+        bmap = self._resolve_bits(bits)
+        return torch.tensor([[bmap[q] for q in self.qlayers]], dtype=torch.int64).repeat(N, 1)
+
+    def quantize_input_codes(self, x):
+        """Input codes as the host step of the golden runner: clamp(rint(x / scale)) in
+        binary64 (``golden.network.quantize_input``)."""
+        q = torch.round(torch.as_tensor(x).double() / self.input_scale)
+        return torch.clamp(q, 0, (1 << self.cfg.n) - 1).to(torch.int64)
+
+    @torch.no_grad()
+    def forward_codes(self, x, bits=None):
+        """Integer evaluation pass (see the module doc). ``bits`` as in ``forward``, or an
+        int array [N, len(qlayers)]. Returns a dict: ``logits`` (int64 accumulators of the
+        last layer), ``logit_scale`` (real value of one unit), ``bits`` [N, len(qlayers)],
+        ``codes`` {node: int64 output codes} and, in dynamic mode, ``ctrl_logits``."""
+        if self.cfg.scales != "nested":
+            raise DQTValueError("a model with independent per-width scales has no integer form")
+        q0 = self.quantize_input_codes(x)
+        N = q0.shape[0]
+        bm = self._bits_matrix(bits, N)
+        qi = {q: i for i, q in enumerate(self.qlayers)}
+        env = {"input": (q0, torch.tensor(self.input_scale))}
+        out = {"codes": {}}
+        prev = "input"
+        for nd in self.nodes:
+            src = nd.src or prev
+            if nd.type in QUANT:
+                y = self._layer_codes(self.layers[nd.name], *env[src], bm[:, qi[nd.name]])
+                env[nd.name] = (y, self.layers[nd.name].out_scale())
+            elif nd.type == "add":
+                (v1, s1), (v2, s2) = env[nd.inputs[0]], env[nd.inputs[1]]
+                m = self.layers[nd.name]
+                env[nd.name] = (m.forward_codes(v1, s1, v2, s2), m.out_scale())
+            elif nd.type == "avgpool":
+                v, s = env[src]
+                if not nd.params.get("global"):
+                    raise DQTValueError("only global average pooling is supported in training")
+                env[nd.name] = (avg_codes(v)[:, :, None, None], s)
+            else:
+                v, s = env[src]
+                env[nd.name] = (self._plain(nd, v.double()).to(torch.int64) if nd.type == "maxpool"
+                                else self._plain(nd, v), s)
+            out["codes"][nd.name] = env[nd.name][0]
+            if isinstance(bits, str) and nd.name == self.tap:
+                cb, out["ctrl_logits"] = self._controller_codes(*env[nd.name])
+                for j, c in enumerate(self.controlled):
+                    bm[:, qi[c]] = cb[:, j]
+            prev = nd.name
+        last = self.layers[self.qlayers[-1]]
+        out.update(logits=env[prev][0], bits=bm, logit_scale=float(
+            last.acc_scale(env[self._src_of(self.qlayers[-1])][1]).double().max()))
+        return out
+
+    def _src_of(self, name):
+        prev = "input"
+        for nd in self.nodes:
+            if nd.name == name:
+                return nd.src or prev
+            prev = nd.name
+        raise KeyError(name)
+
+    @staticmethod
+    def _layer_codes(m, q, s, col):
+        """A quantized layer on codes with one width per input (``col`` [N])."""
+        p = m.int_params(s)
+        widths = torch.unique(col)
+        if len(widths) == 1:
+            return m.forward_codes(q, s, int(widths[0]), p)
+        y = None
+        for b in widths:
+            rows = torch.nonzero(col == b).reshape(-1)
+            yb = m.forward_codes(q[rows], s, int(b), p)
+            if y is None:
+                y = torch.zeros((q.shape[0],) + tuple(yb.shape[1:]), dtype=torch.int64)
+            y[rows] = yb
+        return y
+
+    def _controller_codes(self, tv, ts):
+        """Chosen widths [N, C] and integer logits [N, C, len(B)] (golden controller rule:
+        global average of the tap codes, two integer linear layers, first argmax)."""
+        c = self.controller
+        f = avg_codes(tv) if tv.dim() == 4 else tv.reshape(tv.shape[0], -1)
+        h = c.fc1.forward_codes(f, ts, c.bits)
+        z = c.fc2.forward_codes(h, c.fc1.out_scale(), c.bits)
+        z = z.reshape(f.shape[0], c.n_controlled, -1)
+        return torch.tensor(self.cfg.B, dtype=torch.int64)[torch.argmax(z, dim=-1)], z
 
     def _expected_cost(self, probs, bmap):
         B = torch.tensor(self.cfg.B, dtype=torch.float32)

@@ -46,11 +46,16 @@ class QuantConfig:
         Candidate run-time widths, each in [1, n], no duplicates; kept sorted ascending.
     mode : str
         ``"floor"`` or ``"round"`` (see :class:`golden.formats.NestedMode`).
+    scales : str
+        ``"nested"`` (Δ_b = Δ_n · 2^(n-b), the DQT scheme) or ``"independent"`` (the ablation:
+        every width has its own weight scale and its own learned activation step, so a
+        switch of width requantizes; such a model has no integer export).
     """
 
     n: int = 8
     B: tuple = (2, 4, 6, 8)
-    mode: str = "round"
+    mode: str = "floor"
+    scales: str = "nested"
 
     def __post_init__(self):
         n = self.n
@@ -68,6 +73,8 @@ class QuantConfig:
             raise DQTValueError(f"candidate set B={list(B)} has duplicates")
         object.__setattr__(self, "B", tuple(sorted(B)))
         object.__setattr__(self, "mode", NestedMode.parse(self.mode).value)
+        if self.scales not in ("nested", "independent"):
+            raise DQTValueError(f"scales {self.scales!r} is not one of ['nested', 'independent']")
 
     def check_bits(self, bits, name="bits") -> int:
         """Return ``bits`` if it is one of B, else raise naming the value and B."""
@@ -77,7 +84,7 @@ class QuantConfig:
         return bits
 
     def to_json(self) -> dict:
-        return {"n": self.n, "B": list(self.B), "mode": self.mode}
+        return {"n": self.n, "B": list(self.B), "mode": self.mode, "scales": self.scales}
 
 
 def round_half_up(v: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,8 @@ import pytest
 
 from golden.formats import DQTValueError
 from golden.network import load_network, run_network, save_network
-from training.evaluate import digits_test_codes, load_fakequant_model
+from training.evaluate import code_agreement, constants_equal, digits_test_codes, \
+    digits_test_set, load_fakequant_model
 from training.export import artifact_digest, export_network
 from training.integer_torch import IntegerNetwork
 from training.train import LOG_FILE, PLOT_FILE, STATE_FILE, Recipe, train_digits
@@ -31,7 +32,7 @@ def test_artifact_files_and_metadata(art):
     assert meta["fp32_accuracy"] == summary["fp32_accuracy"]
     assert meta["seed"] == 0 and meta["dataset"]["n_test"] >= 360
     assert Recipe.from_json(meta["recipe"]).width == 4
-    assert net.candidate_bits == [2, 4, 6, 8] and net.mode == "round"
+    assert net.candidate_bits == [2, 4, 6, 8] and net.mode == "floor"  # the paper's shift
     ctrl = net.controller
     assert ctrl["tap"] == "conv1" and ctrl["controlled"] == ["conv2", "conv3", "fc"]
     last = ctrl["layers"][-1]
@@ -129,7 +130,12 @@ def test_cli_eval_figures(art, capsys):
     assert set(r["static_accuracy"]) == {"2", "4", "6", "8"}
     assert r["integer_vs_torch_identical"] == 1.0
     assert set(r["integer_vs_torch_identical_static"].values()) == {1.0}
-    assert r["fakequant_vs_integer_top1_agreement"] >= 0.99
+    assert r["fakequant_vs_integer_top1_agreement"] == 1.0
+    assert r["fakequant_vs_integer_code_agreement"] == 1.0
+    assert r["fakequant_vs_integer_constants_equal"] is True
+    assert 0 < r["controller_parameter_share"] < 0.5
+    fr = r["clean"]["static_frontier"]
+    assert len(fr) == 4 ** 4 and "graded" not in r
     assert 2.0 <= r["dynamic_avg_bits"] <= 8.0
     assert 0.0 < r["dynamic_bitops_ratio"] <= 1.0
     assert 0.0 <= r["dynamic_accuracy"] <= 1.0 and 0.0 <= r["fp32_accuracy"] <= 1.0
@@ -147,12 +153,19 @@ def test_test_codes_are_input_codes(art):
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--B", "2,4,9"], "bit-width 9 in B=[2, 4, 9] is outside the allowed range [1, n=8]"),
+    (["--B", "2,4,9"], "--B: bit-width 9 in B=[2, 4, 9] is outside the allowed range [1, n=8]"),
     (["--n", "20"], "n=20 is outside the allowed range [2, 16]"),
-    (["--first-bits", "5"], "first_bits=5 is not in the candidate set B=[2, 4, 6, 8]"),
+    (["--first-bits", "5"], "--first-bits: first_bits=5 is not in the candidate set B=[2, 4, 6, 8]"),
+    (["--B", "3,5"], "--first-bits 8 (the default) is not in --B [3, 5]"),
+    (["--dataset", "cifar10"], "dataset 'cifar10' needs the directory of the binary batches"),
+    (["--dataset", "cifar10", "--data", "/nonexistent"], "CIFAR-10 directory '/nonexistent' does not exist"),
+    (["--data", "/tmp"], "--data is only used with --dataset cifar10"),
+    (["--ctrl-loss", "x"], "--ctrl-loss: ctrl_loss 'x' is not one of ['gumbel', 'expected']"),
+    (["--levels", "1"], "--levels: levels=1 is outside the allowed range [2, 64]"),
+    (["--device", "tpu"], "--device: device 'tpu' is not one of ['cpu', 'cuda']"),
     (["--B-prime", "2,3"], "B_prime bit-width=3 is not in the candidate set"),
     (["--target", "9"], "target=9.0 is outside the allowed range [2, 8]"),
-    (["--dataset", "mnist"], "--dataset 'mnist' is not one of ['digits']"),
+    (["--dataset", "mnist"], "--dataset 'mnist' is not one of ['digits', 'digits-graded', 'cifar10']"),
 ])
 def test_cli_train_rejects_bad_config(tmp_path, capsys, argv, msg):
     from dqt.cli import main
@@ -187,3 +200,38 @@ def test_cli_train_writes_an_artifact(tmp_path, capsys):
     assert summary["digest"] == artifact_digest(out)
     assert net.candidate_bits == [2, 8] and net.mode == "floor"
     assert net.manifest["metadata"]["recipe"]["B_prime"] == [2, 8]
+
+
+# ---- the evaluation pass is the integer network, code for code ---------------------------
+@pytest.mark.parametrize("mode", [2, 4, 6, 8, "dynamic"])
+def test_fakequant_eval_pass_is_bit_exact(art, mode):
+    """Every code of every layer (and the chosen widths) on the whole digits test split."""
+    out, _ = art
+    net = load_network(out)
+    x, _ = digits_test_set(out)
+    r = code_agreement(load_fakequant_model(out), net, x, [mode])
+    assert r["per_layer"][str(mode)] == {k: 1.0 for k in r["per_layer"][str(mode)]}
+    assert set(r["per_layer"][str(mode)]) >= set(net.qlayers) | {"bits"}
+    assert r["fraction"] == 1.0
+
+
+def _edited(out, tmp_path, name, array, delta):
+    net = load_network(out)
+    man = json.loads(json.dumps(net.manifest))
+    man.pop("arrays")
+    arrays = dict(net.arrays)
+    arrays[array] = arrays[array] + delta
+    return load_network(save_network(tmp_path / name, man, arrays))
+
+
+def test_a_wrong_export_fails_the_code_and_constant_checks(art, tmp_path):
+    out, _ = art
+    model = load_fakequant_model(out)
+    x, _ = digits_test_set(out)
+    assert constants_equal(model, load_network(out))
+    bias = _edited(out, tmp_path, "bias", "conv2.bias", 1)   # one accumulator unit
+    assert code_agreement(model, bias, x, [8])["fraction"] < 1.0
+    assert not constants_equal(model, bias)
+    M = _edited(out, tmp_path, "M", "conv3.M", 1)
+    assert not constants_equal(model, M)
+    assert code_agreement(model, M, x, [8])["fraction"] <= 1.0

@@ -1,0 +1,66 @@
+"""``dqt experiment``: every experiment's reduced version writes its table, plot and JSON,
+and the figures follow from the golden model / exact arithmetic they are computed from."""
+import json
+
+import numpy as np
+import pytest
+
+from training.experiments import EXPERIMENTS, _conversions, run_experiment
+
+
+def test_list_names_the_five_experiments(capsys):
+    from dqt.cli import main
+    assert main(["experiment", "--list"]) == 0
+    out = capsys.readouterr().out
+    names = ["shift-vs-requant", "operator-error", "alpha-sweep", "scale-ablation",
+             "bitops-vs-energy"]
+    assert sorted(EXPERIMENTS) == sorted(names)
+    for n in names:
+        assert n in out
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_reduced_experiment_writes_table_plot_and_json(name, tmp_path, capsys):
+    from dqt.cli import main
+    assert main(["experiment", name, "--out", str(tmp_path), "--quick", "--json"]) == 0
+    obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for suffix in (".json", ".md", ".png"):
+        assert (tmp_path / f"{name}{suffix}").stat().st_size > 0
+    assert obj == json.loads((tmp_path / f"{name}.json").read_text())
+    assert obj["rows"] and all(len(r) == len(obj["columns"]) for r in obj["rows"])
+    assert obj["quick"] is True
+
+
+def test_experiment_errors(tmp_path, capsys):
+    from dqt.cli import main
+    assert main(["experiment", "nope", "--out", str(tmp_path)]) == 2
+    assert "experiment 'nope' is not one of" in capsys.readouterr().err
+    assert main(["experiment", "bitops-vs-energy", "--out", str(tmp_path / "o"),
+                 "--report", str(tmp_path)]) == 2
+    assert "no summary.json there" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_shift_conversions_are_the_nested_codes():
+    """At b = n every method reproduces the n-bit grid; floor is biased by about half a
+    coarse step, the bin-centre reading removes it."""
+    import torch
+    torch.manual_seed(0)
+    w = torch.randn(64, 9)
+    c8 = _conversions(w, 8, 8, True)
+    for v in c8.values():
+        assert (v - c8["nested round"]).abs().max() < 1e-6 or v is c8["nested floor, bin centre"]
+    c4 = _conversions(w, 8, 4, True)
+    s = w.abs().max() / 127 * 16
+    assert float((c4["nested floor"] - w).mean()) == pytest.approx(-s / 2, rel=0.25)
+    assert abs(float((c4["nested floor, bin centre"] - w).mean())) < float(s) / 8
+
+
+def test_operator_error_bounds(tmp_path):
+    """Wide constants round like FP32: |eps| <= 0.5 LSB (+ the constant's own error)."""
+    obj = run_experiment("operator-error", tmp_path, quick=True, progress=False)
+    d = obj["data"]
+    for op in ("add", "multiply"):
+        assert d[f"{op}/int32"]["max"] <= 0.5 + 1e-6
+        assert d[f"{op}/fp32"]["max"] <= 0.5 + 1e-3
+        assert d[f"{op}/int8"]["mean"] > d[f"{op}/int16"]["mean"]
