@@ -4,7 +4,8 @@ A case that returns early (a ``continue`` past its only ``assert``, an empty loo
 that is never taken) passes without checking anything, and looks exactly like a case that
 checked. While a parametrized case runs, the lines of ``assert`` statements in the test
 directories are traced (only frames of files there get a local trace function, and it stops
-after a frame's first assert, so library code runs untraced); a ``numpy.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
+after a frame's first assert, so library code runs untraced); a ``numpy.testing`` or
+``torch.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
 ``RunSummary.assert_ok`` of a cocotb run count too. A passed case that reached none of them
 fails with "asserted nothing".
 """
@@ -66,6 +67,9 @@ def pytest_runtest_call(item):
     runner = sys.modules.get("sim.runner")
     if runner is not None:
         _patch(runner.RunSummary, "assert_ok")
+    for mod, name in (("torch.testing", "assert_close"), ("torch.testing", "assert_allclose")):
+        if sys.modules.get(mod) is not None:   # only once the tests have imported torch
+            _patch(sys.modules[mod], name)
     roots = (str(item.path),) + tuple(str(item.config.rootpath / d) + "/" for d in _TEST_DIRS)
     count = _counter = [0]
 
