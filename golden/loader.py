@@ -71,6 +71,13 @@ def read_json(path, what: str = "JSON file"):
         raise ArtifactError(f"{path}: {what} cannot be read ({type(e).__name__}: {e})") from None
 
 
+def _damaged(path: Path, what: str, e: Exception) -> ArtifactError:
+    """The one-line error for a file numpy could not read to the end."""
+    msg = str(e).splitlines()[0] if str(e) else ""
+    return ArtifactError(f"{path}: {what} is damaged or truncated "
+                         f"({type(e).__name__}{': ' + msg if msg else ''})")
+
+
 def read_arrays(path, what: str = "array archive") -> dict:
     """Every member of an ``.npz`` as a plain numeric array, never unpickled. Raises
     :class:`ArtifactError` for anything that is not a complete, undamaged npz of such arrays."""
@@ -89,9 +96,7 @@ def read_arrays(path, what: str = "array archive") -> dict:
     except ArtifactError:
         raise
     except _READ_ERRORS as e:
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise ArtifactError(f"{path}: {what} is damaged or truncated "
-                            f"({type(e).__name__}{': ' + msg if msg else ''})") from None
+        raise _damaged(path, what, e) from None
 
 
 def read_npy(path, what: str = "array file") -> np.ndarray:
@@ -108,6 +113,4 @@ def read_npy(path, what: str = "array file") -> np.ndarray:
     except ArtifactError:
         raise
     except _READ_ERRORS as e:
-        msg = str(e).splitlines()[0] if str(e) else ""
-        raise ArtifactError(f"{path}: {what} is damaged or truncated "
-                            f"({type(e).__name__}{': ' + msg if msg else ''})") from None
+        raise _damaged(path, what, e) from None
