@@ -40,14 +40,28 @@ def _need_verilator():
         pytest.skip(reason)
 
 
+@pytest.fixture(scope="module")
+def reports(artifact):
+    """``reports(driver, stall) -> verify_network result`` on 6 images, every mode; each run
+    once per module (the parametrized test and the agreement test share them)."""
+    cache = {}
+
+    def _get(driver, stall=False):
+        if (driver, stall) not in cache:
+            test_id = f"test_network_every_layer_matches_golden[{driver}-{stall}]"
+            cache[driver, stall] = verify_network(
+                artifact, images=6, simulator="verilator", engine=ENGINE, driver=driver,
+                stall=stall,
+                rerun=runner.rerun_command("cocotb_tests/test_network.py", test_id))
+        return cache[driver, stall]
+    return _get
+
+
 @pytest.mark.simulator
 @pytest.mark.parametrize("driver,stall", [("batch", False), ("batch", True), ("cocotb", False)])
-def test_network_every_layer_matches_golden(artifact, request, driver, stall):
+def test_network_every_layer_matches_golden(reports, driver, stall):
     _need_verilator()
-    rep = verify_network(artifact, images=6, simulator="verilator", engine=ENGINE,
-                         driver=driver, stall=stall,
-                         rerun=runner.rerun_command("cocotb_tests/test_network.py",
-                                                    request.node.name))
+    rep = reports(driver, stall)
     print({k: rep[k] for k in ("driver", "images", "elements_checked", "mismatches",
                                "verified_macs", "seconds", "verified_macs_per_s")})
     assert rep["mismatches"] == 0, rep["first_mismatch"]
@@ -60,15 +74,14 @@ def test_network_every_layer_matches_golden(artifact, request, driver, stall):
 
 
 @pytest.mark.simulator
-def test_drivers_check_the_same_elements(artifact):
+def test_drivers_check_the_same_elements(reports):
     """Both drivers walk the same layers with the same counts (they share
     ``sim.network_check``); each compares every element with the golden traces."""
     _need_verilator()
-    reps = [verify_network(artifact, images=3, modes=["4", "dynamic"], engine=ENGINE,
-                           driver=d) for d in ("batch", "cocotb")]
-    assert all(r["mismatches"] == 0 for r in reps), [r["first_mismatch"] for r in reps]
-    assert reps[0]["per_layer"] == reps[1]["per_layer"]
-    assert reps[0]["verified_macs"] == reps[1]["verified_macs"]
+    batch, cocotb = reports("batch"), reports("cocotb")
+    assert batch["mismatches"] == 0 and cocotb["mismatches"] == 0
+    assert batch["per_layer"] == cocotb["per_layer"]
+    assert batch["verified_macs"] == cocotb["verified_macs"]
 
 
 def _drop_lane3_rounding(text: str) -> str:
@@ -82,13 +95,15 @@ def _drop_lane3_rounding(text: str) -> str:
 @pytest.mark.simulator
 def test_batch_driver_locates_a_mutant(artifact):
     """A broken requantizer in one lane: the batch path reports the first bad element with
-    its layer, index, operands, precision and output cycle."""
+    its layer, index, operands, precision and output cycle. (A 4 x 4 engine, sized for the
+    network by ``engine_params_for``: a quicker build, and a second geometry.)"""
     _need_verilator()
     from golden.network import load_network
     from sim.network import engine_params_for
     net = load_network(artifact)
     codes, _ = input_codes(artifact, 2)
-    with BatchEngine(engine_params_for(net, ENGINE), mutate=_drop_lane3_rounding) as eng:
+    params = engine_params_for(net, {"lanes": 4, "pes": 4})
+    with BatchEngine(params, mutate=_drop_lane3_rounding) as eng:
         rep = run_now(run_on_engine(eng, net, codes, [8], rerun="WAVES=1 rerun-me"))
     assert rep["mismatches"] > 0
     msg = rep["first_mismatch"]
@@ -98,7 +113,7 @@ def test_batch_driver_locates_a_mutant(artifact):
         assert part in msg, msg
     # the bad element is in a channel of lane 3 (channel index mod lanes)
     idx = [int(v) for v in re.search(r"first at index \[([\d, ]+)\]", msg).group(1).split(",")]
-    assert idx[1] % ENGINE["lanes"] == 3, msg
+    assert idx[1] % params["lanes"] == 3, msg
 
 
 def test_batch_driver_needs_verilator(artifact):
