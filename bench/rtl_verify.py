@@ -176,6 +176,7 @@ def main(argv=None) -> int:
                                  "peak_rss_mib", "modes")}
         row["load_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         rows.append(row)
+        print(f"{sim}:{driver} done: {json.dumps(row)}", file=sys.stderr, flush=True)
     anchor = anchor_cycles_per_s(params, a.anchor_cycles)
     mpc = params["lanes"] * params["pes"]
     print(f"artifact {art}; engine lanes={params['lanes']} pes={params['pes']} "
