@@ -144,8 +144,9 @@ def build_library(info: runner.ModuleInfo, waves: bool = False,
         wrapper.write_text(("#define DQT_TRACE 1\n" if waves else "") +
                            f"#define VTOP V{SHELL_TOP}\n#include \"V{SHELL_TOP}.h\"\n"
                            f"#include \"{DRIVER_SOURCE}\"\n")
-        env = dict(os.environ, MAKEFLAGS=f"CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt} "
-                   f"OPT_SLOW=-O1 OPT_GLOBAL=-O1")  # PCH: see sim.runner.build
+        # PCH: see sim.runner.build; a space inside a MAKEFLAGS variable is escaped
+        env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include OPT_FAST=" +
+                   opt.replace(" ", "\\ ") + " OPT_SLOW=-O1 OPT_GLOBAL=-O1")
         t0 = time.monotonic()
         r = subprocess.run(["verilator", *args, "-Mdir", str(tmp), str(source),
                             str(tmp / f"{SHELL_TOP}.v"), str(wrapper)],
