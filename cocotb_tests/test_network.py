@@ -121,3 +121,15 @@ def test_batch_driver_needs_verilator(artifact):
         verify_network(artifact, images=1, simulator="icarus", driver="batch")
     with pytest.raises(DQTValueError, match="driver 'vpi' is not one of"):
         verify_network(artifact, images=1, driver="vpi")
+
+
+def test_cli_rejects_batch_driver_on_icarus(artifact):
+    """``dqt sim --driver batch --simulator icarus``: one line naming the values, exit 2."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "dqt", "sim", str(artifact), "--simulator",
+                        "icarus", "--driver", "batch"], capture_output=True, text=True,
+                       cwd=runner.REPO_ROOT)
+    assert r.returncode == 2, r.stderr
+    assert "driver 'batch' runs on verilator only, not 'icarus'" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
