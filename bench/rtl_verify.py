@@ -10,8 +10,8 @@ RSS is its own.
 
 As an anchor, the same engine (same parameters, no harness, no driver) is compiled by
 Verilator with a plain C++ main that toggles the clock under LFSR stimulus (weights,
-constants and activations all LFSR-driven, so Verilator cannot fold the datapath into
-constants); its simulated cycles per second are the simulator's own speed on this design,
+constants and activations all LFSR-driven, so the weight memory is not a constant); its
+simulated cycles per second are the simulator's own speed on this design,
 and times ``lanes * pes`` the MAC rate any driver could at most verify.
 
 Prints a table and, as the last line, one JSON object (with the load average).
@@ -38,8 +38,7 @@ from sim.network import engine_params_for, verify_network  # noqa: E402
 
 _BENCH_TOP = """\
 // Free-running anchor: LFSR stimulus in SystemVerilog, clock from a C++ loop; no VPI.
-// Weight and constant writes are LFSR-driven too: with them tied off the weight memory
-// would be a constant and Verilator would fold the multipliers away.
+// Weight and constant writes are LFSR-driven too, so the weight memory is not a constant.
 module bench_top(input clk, input rst, output o_valid);
   reg [63:0] lfsr = 64'h1234_5678_9abc_def1;
   always @(posedge clk) lfsr <= {{lfsr[62:0], lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59]}};
