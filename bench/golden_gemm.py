@@ -5,11 +5,18 @@ batch 64), each at b in {8, 4, 2}. Measured in the same run, as baselines: torch
 quantized linear (fbgemm), float32 torch.matmul, and a plain numpy int64 matmul (which is the
 golden *reference* path). Every fast-path result is compared with the reference result.
 
+Every function of every case is called once before any timing (numba compilation, thread
+pools, first-touch page faults of the outputs), and again right before its case is timed;
+within a case the functions are timed in alternation. ``--clock cpu`` times with the
+process's CPU clock instead of the wall clock: on a shared machine the wall clock mostly
+measures the other jobs (use it with ``--threads 1``).
+
 Prints a table and, as its last line, one JSON object (ratio_vs_fbgemm is the worst case over
 the GEMM cases; ratio_vs_numpy_int64 the worst over all cases, ratio_vs_numpy_int64_gemm over
-the GEMM cases).
+the GEMM cases; kernel: the golden fast path's GEMM kernel, golden.fast.gemm_kernel, with
+each case's own in "cases").
 
-    python bench/golden_gemm.py [--quick] [--repeat R]
+    python bench/golden_gemm.py [--quick] [--repeat R] [--threads T] [--clock wall|cpu]
 """
 from __future__ import annotations
 
@@ -27,20 +34,24 @@ from golden.formats import AccumulatorSpec, acc_width_rule  # noqa: E402
 from golden.layers import prepare_weights, qdense_acc  # noqa: E402
 
 
+_CLOCK = time.perf_counter
+
+
 def _best_times(fns, repeat, min_time=0.2):
     """Best seconds per call of each function, measured in alternation (round-robin over
-    ``repeat`` rounds) so that drift in the machine's speed hits every function alike."""
+    ``repeat`` rounds) so that drift in the machine's speed hits every function alike.
+    Every function is called once first, so none is timed cold."""
     for fn in fns:
-        fn()  # warm-up (numba compile, BLAS threads)
+        fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = _CLOCK()
             k = 0
             while True:
                 fn()
                 k += 1
-                dt = time.perf_counter() - t0
+                dt = _CLOCK() - t0
                 if dt >= min_time:
                     break
             best[i] = min(best[i], dt / k)
@@ -69,12 +80,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller shapes, under a minute")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
     args = ap.parse_args(argv)
+    global _CLOCK
+    _CLOCK = time.perf_counter if args.clock == "wall" else time.process_time
     try:
         import torch
-        torch.set_num_threads(os.cpu_count() or 1)
+        torch.set_num_threads(args.threads)
     except ImportError:
         torch = None
+    from golden import fast
+    kernel = fast.gemm_kernel()
 
     rng = np.random.default_rng(0)
     n = 8
@@ -95,21 +112,25 @@ def main(argv=None):
     acc = AccumulatorSpec(acc_width_rule(n, K) + 1)
     macs = M * K * N
     base = [_fbgemm_linear(M, K, N, rng), _torch_f32(M, K, N)] if torch else []
+    # weights prepared once per width, as fbgemm's are prepacked by set_weight_bias
+    preps = {b: prepare_weights(w, n, b, "round", "linear") for b in (8, 4, 2)}
+    fasts = {b: (lambda b=b: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="fast",
+                                        prepared=preps[b])) for b in (8, 4, 2)}
+    for fn in list(fasts.values()) + base:  # warm every case before timing the first
+        fn()
     for b in (8, 4, 2):
-        # weights prepared once per width, as fbgemm's are prepacked by set_weight_bias
-        prep = prepare_weights(w, n, b, "round", "linear")
-        fast = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="fast", prepared=prep)  # noqa: E731
+        fast_fn = fasts[b]
         ref = lambda: qdense_acc(x, w, bias, n, b, "round", acc, "linear", impl="reference")  # noqa: E731
-        t_fast, *tb = _best_times([fast] + base, args.repeat)
+        t_fast, *tb = _best_times([fast_fn] + base, args.repeat)
         t_fb, t_f32 = tb if tb else (float("nan"), float("nan"))
-        t0 = time.perf_counter()
-        r_ref = ref()
-        t_ref = time.perf_counter() - t0
-        same = bool(np.array_equal(fast()[0], r_ref[0]) and np.array_equal(fast()[1], r_ref[1]))
+        t_ref, = _best_times([ref], 1, min_time=0.0)
+        r_ref, got = ref(), fast_fn()
+        same = bool(np.array_equal(got[0], r_ref[0]) and np.array_equal(got[1], r_ref[1]))
         bit_exact &= same
         rows.append(dict(case=f"gemm {M}x{K}x{N}", bits=b, macs=macs, golden_gmacs=macs / t_fast / 1e9,
                          fbgemm_gmacs=macs / t_fb / 1e9, torch_f32_gmacs=macs / t_f32 / 1e9,
-                         numpy_int64_gmacs=macs / t_ref / 1e9, bit_exact=same, gemm=True))
+                         numpy_int64_gmacs=macs / t_ref / 1e9, bit_exact=same, gemm=True,
+                         kernel=preps[b].kernel))
 
     # (ii) ResNet-20 conv 3x3, stride 1, padding 1
     Nb, C, H, O = conv["N"], conv["C"], conv["H"], conv["O"]
@@ -128,23 +149,28 @@ def main(argv=None):
         base = [lambda: qconv(qx), lambda: torch.nn.functional.conv2d(tx, tw, padding=1)]
     else:
         base = []
+    preps = {b: prepare_weights(wc, n, b, "round", "conv2d") for b in (8, 4, 2)}
+    fasts = {b: (lambda b=b: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1,
+                                        impl="fast", prepared=preps[b])) for b in (8, 4, 2)}
+    for fn in list(fasts.values()) + base:  # warm every case before timing the first
+        fn()
     for b in (8, 4, 2):
-        prep = prepare_weights(wc, n, b, "round", "conv2d")
-        fast = lambda: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="fast", prepared=prep)  # noqa: E731
-        t_fast, *tb = _best_times([fast] + base, args.repeat)
+        fast_fn = fasts[b]
+        ref = lambda: qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="reference")  # noqa: E731
+        t_fast, *tb = _best_times([fast_fn] + base, args.repeat)
         t_cfb, t_cf32 = tb if tb else (float("nan"), float("nan"))
-        t0 = time.perf_counter()
-        r_ref = qdense_acc(xc, wc, bc, n, b, "round", accc, "conv2d", 1, 1, impl="reference")
-        t_ref = time.perf_counter() - t0
-        same = bool(np.array_equal(fast()[0], r_ref[0]))
+        t_ref, = _best_times([ref], 1, min_time=0.0)
+        r_ref, got = ref(), fast_fn()
+        same = bool(np.array_equal(got[0], r_ref[0]) and np.array_equal(got[1], r_ref[1]))
         bit_exact &= same
         rows.append(dict(case=f"conv3x3 {C}->{O} {H}x{H} batch {Nb}", bits=b, macs=macs_c,
                          golden_gmacs=macs_c / t_fast / 1e9, fbgemm_gmacs=macs_c / t_cfb / 1e9,
                          torch_f32_gmacs=macs_c / t_cf32 / 1e9, numpy_int64_gmacs=macs_c / t_ref / 1e9,
-                         bit_exact=same, gemm=False))
+                         bit_exact=same, gemm=False, kernel=preps[b].kernel))
 
     hdr = f"{'case':34s} {'b':>2s} {'golden':>8s} {'fbgemm':>8s} {'f32':>8s} {'np i64':>8s} {'vs fbgemm':>9s} {'vs np':>7s} exact"
-    print("GMAC/s (higher is better); fbgemm = torch int8 quantized linear/conv, f32 = torch float32")
+    print(f"GMAC/s (higher is better; {args.clock} clock, {args.threads} threads); fbgemm = torch "
+          f"int8 quantized linear/conv, f32 = torch float32; golden kernel: {kernel}")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
@@ -161,6 +187,10 @@ def main(argv=None):
         "ratio_vs_numpy_int64": round(min(r["ratio_vs_numpy_int64"] for r in rows), 1),  # worst, conv included
         "ratio_vs_numpy_int64_gemm": round(min(r["ratio_vs_numpy_int64"] for r in g), 1),
         "bit_exact": bit_exact,
+        "kernel": kernel,
+        "threads": args.threads,
+        "clock": args.clock,
+        "loadavg": [round(v, 2) for v in os.getloadavg()],
         "cases": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows],
     }
     print(json.dumps(out))

@@ -1,14 +1,20 @@
-"""Throughput of RTL-vs-golden verification on the layer engine, per simulator.
+"""Throughput of RTL-vs-golden verification on the layer engine, per simulator and driver.
 
-For each simulator, runs :func:`sim.network.verify_network` (every layer of a network on
-the harnessed engine under cocotb, every element compared with the golden traces) and
-reports verified MACs per second. As an anchor, in the same run, the same engine (same
-parameters, no harness, no cocotb, no VPI) is compiled by Verilator with a plain C++ main
-that toggles the clock under LFSR stimulus, and its simulated cycles per second
-give the simulator's own speed on this design (and, times ``lanes * pes``, the MAC rate a
-testbench could at most verify).
+Runs :func:`sim.network.verify_network` (every layer of a network on the engine, every
+element compared with the golden traces) with the Verilator batch driver (the engine
+Verilated with a C++ driver, called from this process with whole arrays), with the cocotb
+driver under Verilator, and with the cocotb driver under Icarus, and reports verified MACs
+per second, the speed-up of the batch driver over cocotb (same run, same artifact, same
+modes) and the batch path's peak RSS. The batch run goes first, so this process's peak
+RSS is its own.
 
-Prints a table and, as the last line, one JSON object.
+As an anchor, the same engine (same parameters, no harness, no driver) is compiled by
+Verilator with a plain C++ main that toggles the clock under LFSR stimulus (weights,
+constants and activations all LFSR-driven, so the weight memory is not a constant); its
+simulated cycles per second are the simulator's own speed on this design,
+and times ``lanes * pes`` the MAC rate any driver could at most verify.
+
+Prints a table and, as the last line, one JSON object (with the load average).
 
     .venv/bin/python bench/rtl_verify.py --artifact build/digits --images 360
     .venv/bin/python bench/rtl_verify.py --quick          # random network, 16 images
@@ -32,10 +38,12 @@ from sim.network import engine_params_for, verify_network  # noqa: E402
 
 _BENCH_TOP = """\
 // Free-running anchor: LFSR stimulus in SystemVerilog, clock from a C++ loop; no VPI.
+// Weight and constant writes are LFSR-driven too, so the weight memory is not a constant.
 module bench_top(input clk, input rst, output o_valid);
   reg [63:0] lfsr = 64'h1234_5678_9abc_def1;
   always @(posedge clk) lfsr <= {{lfsr[62:0], lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59]}};
   wire [{pw}-1:0] payload = {{{rep}{{lfsr}}}};
+  wire [{pw}-1:0] payload2 = {{{rep}{{lfsr[31:0], lfsr[63:32]}}}};
   wire [{ow}-1:0] o_payload;
   wire i_ready, busy, overflow;
   {top} dut (.clk(clk), .rst(rst), .i__valid(1'b1), .i__ready(i_ready),
@@ -79,15 +87,21 @@ def anchor_cycles_per_s(params: dict, cycles: int) -> dict:
     ports = info.ports
     iw = ports["i__payload"]["width"]
     ow = ports["o__payload"]["width"]
-    pw = max(64, -(-iw // 64) * 64)
+    widest = max(p["width"] for p in ports.values())
+    pw = max(64, -(-max(iw, widest) // 64) * 64)
     extra = ""
     for name, p in ports.items():
         if name in ("clk", "rst") or name.startswith(("i__", "o__")):
             continue
         if name in ("busy", "overflow"):
             extra += f", .{name}({name})"
-        else:  # configuration and memory write ports: idle (engine at reset registers)
+        elif name.startswith("cfg_"):  # registers stay at reset values (K_BEATS = GROUPS = 1)
             extra += f", .{name}({p['width']}'d0)"
+        elif name in ("w_we", "c_we"):  # a write on about a quarter of the cycles
+            bit = 5 if name == "w_we" else 9
+            extra += f", .{name}(lfsr[{bit}] & lfsr[{bit + 1}])"
+        else:  # write addresses and data
+            extra += f", .{name}(payload2[{p['width']}-1:0])"
     d = runner.BUILD_ROOT / "anchor" / info.path.parent.name
     d.mkdir(parents=True, exist_ok=True)
     top = d / "bench_top.sv"
@@ -122,7 +136,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--artifact", help="network artifact (default: a random network)")
     ap.add_argument("--images", type=int, default=64)
-    ap.add_argument("--simulators", default="verilator,icarus")
+    ap.add_argument("--runs", default="verilator:batch,verilator:cocotb,icarus:cocotb",
+                    help="comma-separated simulator:driver pairs, run in this order")
+    ap.add_argument("--cocotb-images", type=int, default=None,
+                    help="images for the cocotb driver under Verilator (default: --images)")
     ap.add_argument("--modes", default=None, help="comma-separated, as for dqt sim")
     ap.add_argument("--icarus-images", type=int, default=8,
                     help="images for Icarus (an interpreted simulator: far slower)")
@@ -140,36 +157,56 @@ def main(argv=None) -> int:
     params = engine_params_for(net)
     modes = a.modes.split(",") if a.modes else None
     rows = []
-    for sim in a.simulators.split(","):
+    for run in a.runs.split(","):
+        sim, _, driver = run.partition(":")
         reason = runner.missing_reason(sim)
         if reason:
-            rows.append({"simulator": sim, "skipped": reason})
+            rows.append({"simulator": sim, "driver": driver, "skipped": reason})
             continue
-        n = a.images if sim == "verilator" else min(a.images, a.icarus_images)
-        r = verify_network(art, images=n, simulator=sim, modes=modes)
-        rows.append({k: r[k] for k in ("simulator", "images", "elements_checked", "mismatches",
-                                       "verified_macs", "seconds", "verified_macs_per_s",
-                                       "engine_cycles", "build_seconds")})
+        n = a.images if driver == "batch" else \
+            (a.cocotb_images or a.images) if sim == "verilator" else \
+            min(a.images, a.icarus_images)
+        load = os.getloadavg()[0]
+        r = verify_network(art, images=n, simulator=sim, modes=modes, driver=driver or None)
+        row = {k: r[k] for k in ("simulator", "driver", "images", "elements_checked",
+                                 "mismatches", "verified_macs", "seconds",
+                                 "verified_macs_per_s", "cpu_seconds",
+                                 "verified_macs_per_cpu_s", "engine_cycles", "build_seconds",
+                                 "peak_rss_mib", "modes")}
+        row["load_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
+        rows.append(row)
+        print(f"{sim}:{driver} done: {json.dumps(row)}", file=sys.stderr, flush=True)
     anchor = anchor_cycles_per_s(params, a.anchor_cycles)
     mpc = params["lanes"] * params["pes"]
     print(f"artifact {art}; engine lanes={params['lanes']} pes={params['pes']} "
           f"({mpc} MACs/cycle peak)")
-    print(f"{'simulator':10s} {'images':>6s} {'elements':>10s} {'mism':>5s} {'MACs':>11s} "
-          f"{'seconds':>8s} {'MACs/s':>10s} {'cycles/s':>9s}")
+    print(f"{'simulator':10s} {'driver':7s} {'images':>6s} {'elements':>10s} {'mism':>5s} "
+          f"{'MACs':>11s} {'seconds':>8s} {'MACs/s':>10s} {'MACs/cpu-s':>10s} {'cycles/s':>9s} "
+          f"{'RSS MiB':>8s}")
     for r in rows:
         if "skipped" in r:
-            print(f"{r['simulator']:10s} skipped: {r['skipped']}")
+            print(f"{r['simulator']:10s} {r['driver']:7s} skipped: {r['skipped']}")
             continue
         cps = r["engine_cycles"] / r["seconds"]
-        print(f"{r['simulator']:10s} {r['images']:6d} {r['elements_checked']:10d} "
-              f"{r['mismatches']:5d} {r['verified_macs']:11d} {r['seconds']:8.2f} "
-              f"{r['verified_macs_per_s']:10d} {cps:9.0f}")
+        print(f"{r['simulator']:10s} {r['driver']:7s} {r['images']:6d} "
+              f"{r['elements_checked']:10d} {r['mismatches']:5d} {r['verified_macs']:11d} "
+              f"{r['seconds']:8.2f} {r['verified_macs_per_s']:10d} "
+              f"{r['verified_macs_per_cpu_s']:10d} {cps:9.0f} "
+              f"{r['peak_rss_mib']:8.0f}")
     if "cycles_per_s" in anchor:
         print(f"{'anchor':10s} verilator --binary, plain engine: {anchor['cycles_per_s']} "
               f"cycles/s ({anchor['cycles_per_s'] * mpc:.3g} MACs/s at peak)")
     else:
         print(f"anchor: {anchor}")
-    print(json.dumps({"artifact": str(art), "engine": params, "runs": rows, "anchor": anchor}))
+    rate = {f"{r['simulator']}:{r['driver']}": r["verified_macs_per_s"] for r in rows
+            if "skipped" not in r}
+    speedup = None
+    if rate.get("verilator:batch") and rate.get("verilator:cocotb"):
+        speedup = round(rate["verilator:batch"] / rate["verilator:cocotb"], 2)
+        print(f"batch driver / cocotb driver (Verilator, same run): {speedup}x")
+    print(json.dumps({"artifact": str(art), "engine": params, "runs": rows,
+                      "batch_vs_cocotb": speedup, "anchor": anchor,
+                      "loadavg": [round(v, 2) for v in os.getloadavg()]}))
     return 0
 
 

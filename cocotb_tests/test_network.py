@@ -2,21 +2,29 @@
 
 CI runs a calibrated random network (``golden.testing.random_network``: conv, residual
 add, max/avg pooling, linear logits and a controller) on a few digits images in every
-static precision and in dynamic mode; ``dqt sim ARTIFACT --images 360`` is the full run.
-The engine geometry is the one of ``test_engine.py``, so both share one build.
+static precision and in dynamic mode, through both drivers: the Verilator-native batch
+driver (``sim.batch``) and the cocotb testbench (``sim.network_tb``); ``dqt sim ARTIFACT
+--images 360`` is the full run. The engine geometry is the one of ``test_engine.py``, so the
+cocotb driver shares that build.
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from golden.formats import DQTValueError
 from golden.testing import random_network
 from sim import runner
-from sim.network import verify_network
+from sim.batch import BatchEngine, run_now
+from sim.network import input_codes, verify_network
+from sim.network_check import run_on_engine
 
 #: same as cocotb_tests/test_engine.py ENGINE (kept literal: pytest imports test files
 #: under their own names, and one build per geometry is the point)
 ENGINE = {"lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
           "acc_max": 32, "m_bits": 16, "candidates": [2, 4, 6, 8]}
+LAYERS = {"conv1", "conv2", "res", "pool", "conv3", "gap", "flat", "fc", "ctrl1", "ctrl2"}
 
 
 @pytest.fixture(scope="module")
@@ -26,31 +34,117 @@ def artifact(tmp_path_factory):
     return d
 
 
-@pytest.mark.simulator
-def test_network_every_layer_matches_golden(artifact, request):
+def _need_verilator():
     reason = runner.missing_reason("verilator")
     if reason:
         pytest.skip(reason)
-    def job_dirs():
-        return {p for pat in ("network-*", "run-sim.network_tb-*")
-                for p in runner.BUILD_ROOT.rglob(pat)}
 
-    before = job_dirs()
-    rep = verify_network(artifact, images=6, simulator="verilator", engine=ENGINE,
-                         rerun=runner.rerun_command("cocotb_tests/test_network.py",
-                                                    request.node.name))
-    print({k: rep[k] for k in ("images", "elements_checked", "mismatches", "verified_macs",
-                               "seconds", "verified_macs_per_s")})
+
+@pytest.fixture(scope="module")
+def reports(artifact):
+    """``reports(driver, stall) -> (verify_network result, job directories it left)`` on 6
+    images, every mode; each run
+    once per module (the parametrized test and the agreement test share them)."""
+    cache, left = {}, {}
+
+    def _get(driver, stall=False):
+        if (driver, stall) not in cache:
+            test_id = f"test_network_every_layer_matches_golden[{driver}-{stall}]"
+            before = _job_dirs()
+            cache[driver, stall] = verify_network(
+                artifact, images=6, simulator="verilator", engine=ENGINE, driver=driver,
+                stall=stall,
+                rerun=runner.rerun_command("cocotb_tests/test_network.py", test_id))
+            left[driver, stall] = _job_dirs() - before
+        return cache[driver, stall], left[driver, stall]
+    return _get
+
+
+def _job_dirs():
+    return {p for pat in ("network-*", "run-sim.network_tb-*")
+            for p in runner.BUILD_ROOT.rglob(pat)}
+
+
+@pytest.mark.simulator
+@pytest.mark.parametrize("driver,stall", [("batch", False), ("batch", True), ("cocotb", False)])
+def test_network_every_layer_matches_golden(reports, driver, stall):
+    _need_verilator()
+    rep, left = reports(driver, stall)
+    print({k: rep[k] for k in ("driver", "images", "elements_checked", "mismatches",
+                               "verified_macs", "seconds", "verified_macs_per_s")})
     assert rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["driver"] == driver
     assert rep["modes"] == ["2", "4", "6", "8", "static", "dynamic"]
     # every layer of the backbone and the controller was compared, in every mode
-    names = {k.split(":", 1)[1] for k in rep["per_layer"]}
-    assert {"conv1", "conv2", "res", "pool", "conv3", "gap", "flat", "fc", "ctrl1",
-            "ctrl2"} <= names
+    assert {k.split(":", 1)[1] for k in rep["per_layer"]} >= LAYERS
+    assert {k.split(":", 1)[0] for k in rep["per_layer"]} == set(rep["modes"])
     assert rep["elements_checked"] > 0 and rep["verified_macs"] > 0
     # RTL-verified elements and host steps (pooling, flatten, controller argmax) apart
     host = sum(v["elements"] for k, v in rep["per_layer"].items() if v["kind"] == "host")
-    assert {v["kind"] for k, v in rep["per_layer"].items() if k.endswith((":pool", ":gap", ":flat"))} == {"host"}
+    assert {v["kind"] for k, v in rep["per_layer"].items()
+            if k.endswith((":pool", ":gap", ":flat"))} == {"host"}
     assert rep["host_elements"] == host > 0
     assert rep["rtl_elements"] + rep["host_elements"] == rep["elements_checked"]
-    assert job_dirs() <= before, "the run left its job directories behind"
+    assert not left, f"the run left its job directories behind: {sorted(left)}"
+
+
+@pytest.mark.simulator
+def test_drivers_check_the_same_elements(reports):
+    """Both drivers walk the same layers with the same counts (they share
+    ``sim.network_check``); each compares every element with the golden traces."""
+    _need_verilator()
+    batch, cocotb = reports("batch")[0], reports("cocotb")[0]
+    assert batch["mismatches"] == 0 and cocotb["mismatches"] == 0
+    assert batch["per_layer"] == cocotb["per_layer"]
+    assert batch["verified_macs"] == cocotb["verified_macs"]
+
+
+def _drop_lane3_rounding(text: str) -> str:
+    """Requantizer of lane 3 only: drop the rounding constant 2^(S-1), i.e. it floors."""
+    new, count = re.subn(r"= \$signed\(prod3\) \+ \$signed\(\{ 1'h0, \\\$\d+  \}\);",
+                         "= $signed(prod3);", text)
+    assert count == 1, f"expected one rounding adder on prod3 in the Verilog, found {count}"
+    return new
+
+
+@pytest.mark.simulator
+def test_batch_driver_locates_a_mutant(artifact):
+    """A broken requantizer in one lane: the batch path reports the first bad element with
+    its layer, index, operands, precision and output cycle. (A 4 x 4 engine, sized for the
+    network by ``engine_params_for``: a quicker build, and a second geometry.)"""
+    _need_verilator()
+    from golden.network import load_network
+    from sim.network import engine_params_for
+    net = load_network(artifact)
+    codes, _ = input_codes(artifact, 2)
+    params = engine_params_for(net, {"lanes": 4, "pes": 4})
+    with BatchEngine(params, mutate=_drop_lane3_rounding) as eng:
+        rep = run_now(run_on_engine(eng, net, codes, [8], rerun="WAVES=1 rerun-me"))
+    assert rep["mismatches"] > 0
+    msg = rep["first_mismatch"]
+    assert re.search(r"mode 8, layer \w+: \d+ of \d+ elements differ; first at index", msg), msg
+    for part in ("precision bits=8", "x row (im2col patch) = ", "w[", "M[",
+                 "engine output cycle = ", "rerun with waves: WAVES=1 rerun-me"):
+        assert part in msg, msg
+    # the bad element is in a channel of lane 3 (channel index mod lanes)
+    idx = [int(v) for v in re.search(r"first at index \[([\d, ]+)\]", msg).group(1).split(",")]
+    assert idx[1] % params["lanes"] == 3, msg
+
+
+def test_batch_driver_needs_verilator(artifact):
+    with pytest.raises(DQTValueError, match="driver 'batch' runs on verilator only"):
+        verify_network(artifact, images=1, simulator="icarus", driver="batch")
+    with pytest.raises(DQTValueError, match="driver 'vpi' is not one of"):
+        verify_network(artifact, images=1, driver="vpi")
+
+
+def test_cli_rejects_batch_driver_on_icarus(artifact):
+    """``dqt sim --driver batch --simulator icarus``: one line naming the values, exit 2."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-m", "dqt", "sim", str(artifact), "--simulator",
+                        "icarus", "--driver", "batch"], capture_output=True, text=True,
+                       cwd=runner.REPO_ROOT)
+    assert r.returncode == 2, r.stderr
+    assert "driver 'batch' runs on verilator only, not 'icarus'" in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""

@@ -25,10 +25,11 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
+_I32_MAX = (1 << 31) - 1
 _MIN_F32_CHUNK = 32
 
 
@@ -183,9 +184,86 @@ def code_plan(K: int, bits: int):
     return gemm_plan(K, 1 << (bits - 1), 1 << (bits - 1))
 
 
-def planned_gemm(xb, wb, plan):
-    """x @ w.T for operands already in the plan's dtype; int64 or exact float result."""
+# --- int8 kernel -----------------------------------------------------------------------------
+# torch._int_mm: s8 x s8 -> s32, products summed in int32 (docs/arithmetic.md section 9).
+# Exact when both centred operands fit s8 and no partial sum can leave int32 (int8_exact).
+# Whether it beats the binary32 path depends on the machine: with AVX512-VNNI / AMX kernels
+# behind it, it may; on this project's AVX2 machines it is a plain loop (0.6 GMAC/s per core
+# against 23 for sgemm). "auto" therefore measures both once per process (gemm_kernel).
+
+KERNELS = ("auto", "f32", "int8")
+_KERNEL = None
+
+
+def int8_exact(K: int, bits: int) -> bool:
+    """True when the int8 kernel's int32 sums are exact for K terms at width ``bits``:
+    centred codes lie in [-2^(b-1), 2^(b-1) - 1], so every product lies in
+    (-4^(b-1), 4^(b-1)] and every partial sum in [-K 4^(b-1), K 4^(b-1)]; that must fit
+    int32 (K 4^(b-1) <= 2^31 - 1) and the codes must fit s8 (b <= 8)."""
+    return 1 <= bits <= 8 and K * (1 << (2 * (bits - 1))) <= _I32_MAX
+
+
+def _probe_int8_faster(torch) -> bool:
+    """Time one 128x512x512 product each way (after a warm call); True if int8 is faster."""
+    import time
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(-128, 128, (128, 512), dtype=torch.int8, generator=g)
+    b = torch.randint(-128, 128, (512, 512), dtype=torch.int8, generator=g)
+    af, bf = a.float(), b.float()
+    best = {}
+    with torch.no_grad():
+        for name, fn in (("int8", lambda: torch._int_mm(a, b)), ("f32", lambda: torch.mm(af, bf))):
+            fn()
+            t0 = time.perf_counter()
+            fn()
+            best[name] = time.perf_counter() - t0
+    return best["int8"] < best["f32"]
+
+
+def gemm_kernel() -> str:
+    """The exact GEMM kernel the fast path uses: "int8" (torch._int_mm) or "f32" (sgemm).
+
+    ``DQT_GOLDEN_KERNEL`` = auto (default: measured once per process), f32 or int8."""
+    global _KERNEL
+    if _torch() is None:
+        return "f32"
+    if _KERNEL is None:
+        want = os.environ.get("DQT_GOLDEN_KERNEL", "auto").strip().lower()
+        if want not in KERNELS:
+            from .formats import DQTValueError
+            raise DQTValueError(f"DQT_GOLDEN_KERNEL={want!r} is not one of {list(KERNELS)}")
+        torch = _torch()
+        has = torch is not None and hasattr(torch, "_int_mm")
+        if want == "int8" and not has:
+            from .formats import DQTValueError
+            raise DQTValueError("DQT_GOLDEN_KERNEL=int8 needs torch with torch._int_mm")
+        _KERNEL = want if want != "auto" else \
+            ("int8" if has and _probe_int8_faster(torch) else "f32")
+    return _KERNEL
+
+
+def kernel_name(plan, K: int, onednn: bool = False) -> str:
+    """What computes a planned GEMM over K terms, in words (benchmarks report it)."""
     path, chunk = plan
+    if onednn:
+        return "onednn-conv-f32"
+    if path == "i8":
+        return "torch-int_mm-s8s8s32"
+    if path == "f32":
+        return ("torch-sgemm-f32" if _torch() is not None else "blas-sgemm-f32") + \
+            ("" if chunk >= K else f"-chunked{chunk}")
+    return {"f64": "blas-dgemm-f64", "int": "numba-int64"}[path]
+
+
+def planned_gemm(xb, wb, plan):
+    """x @ w.T for operands already in the plan's dtype; int64, int32 or exact float result.
+
+    Plan ("i8", K): ``xb`` int8 [N, K], ``wb`` a torch int8 tensor [K, O] (prepared)."""
+    path, chunk = plan
+    if path == "i8":
+        torch = _torch()
+        with torch.no_grad():
+            return torch._int_mm(torch.from_numpy(np.ascontiguousarray(xb)), wb).numpy()
     if path == "int":
         return _gemm_i64(np.ascontiguousarray(xb), np.ascontiguousarray(wb))
     wt = wb.T

@@ -77,13 +77,20 @@ class PreparedWeights:
 
     __slots__ = ("n", "bits", "mode", "kind", "shape", "plan", "dtype", "wb", "wmat", "wsum", "onednn")
 
+    @property
+    def kernel(self) -> str:
+        """What computes this layer's sums (:func:`golden.fast.kernel_name`)."""
+        return _fast.kernel_name(self.plan, int(np.prod(self.shape[1:])), self.onednn)
+
     def __init__(self, w, n, bits, mode, kind):
         w = np.asarray(w)
         self.n, self.bits, self.mode, self.kind = n, bits, str(mode), kind
         self.shape = tuple(w.shape)
         K = int(np.prod(w.shape[1:]))
-        self.plan = _fast.code_plan(K, bits)
-        self.dtype = dt = {"f32": np.float32, "f64": np.float64, "int": np.int64}[self.plan[0]]
+        int8 = _fast.int8_exact(K, bits) and _fast.gemm_kernel() == "int8"
+        self.plan = ("i8", K) if int8 else _fast.code_plan(K, bits)
+        self.dtype = dt = {"i8": np.int8, "f32": np.float32, "f64": np.float64,
+                           "int": np.int64}[self.plan[0]]
         wb = _fast.shift_codes(w, n, bits, mode, True, dt)
         O = wb.shape[0]
         # sum_k w_b: exact in binary64 (|sum| <= K * 2^(b-1) << 2^53)
@@ -97,6 +104,8 @@ class PreparedWeights:
             self.wmat = None
         else:
             self.wmat = _fast.weights_as_cols(wb)
+        if int8:  # torch._int_mm takes the weights as [K, O]
+            self.wmat = _fast._torch().from_numpy(np.ascontiguousarray(self.wmat.T))
 
     def check(self, w, n, bits, mode, kind):
         got = (tuple(np.shape(w)), n, bits, str(mode), kind)

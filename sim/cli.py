@@ -47,9 +47,10 @@ def _sim(args) -> int:
     rerun = "WAVES=1 " + " ".join(shlex.quote(a) for a in ["dqt"] + sys.argv[1:])
     rep = verify_network(args.artifact, images=args.images, simulator=args.simulator,
                          modes=modes, batch=args.batch, stall=args.stall, engine=engine,
-                         rerun=rerun)
+                         rerun=rerun, driver=args.driver)
     if not args.json:
-        print(f"{rep['simulator']}: {rep['images']} images ({rep['input_source']}), modes "
+        print(f"{rep['simulator']} ({rep['driver']} driver): {rep['images']} images "
+              f"({rep['input_source']}), modes "
               f"{', '.join(rep['modes'])}", file=sys.stderr)
         for k, v in sorted(rep["per_layer"].items()):
             print(f"  {k:40s} {v['elements']:9d} elements  {v['mismatches']:6d} mismatches"
@@ -60,15 +61,16 @@ def _sim(args) -> int:
     if rep["mismatches"]:
         print(f"dqt sim: {rep['mismatches']} mismatches; first:\n{rep['first_mismatch']}",
               file=sys.stderr)
-    keys = ["images", "layers", "elements_checked", "rtl_elements", "host_elements", "mismatches", "verified_macs", "seconds",
-            "verified_macs_per_s", "simulator", "modes", "engine_cycles", "build_seconds",
+    keys = ["images", "layers", "elements_checked", "rtl_elements", "host_elements",
+            "mismatches", "verified_macs", "seconds", "verified_macs_per_s", "simulator",
+            "driver", "modes", "engine_cycles", "build_seconds", "peak_rss_mib",
             "input_source", "artifact"]
     print(json.dumps({k: rep[k] for k in keys}, sort_keys=False))
     return 1 if rep["mismatches"] else 0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("sim", help="verify a network on the RTL layer engine (cocotb) against "
+    p = sub.add_parser("sim", help="verify a network on the RTL layer engine against "
                        "the golden model")
     p.add_argument("artifact", help="network artifact directory (manifest.json + weights.npz)")
     p.add_argument("--simulator", default="verilator", choices=["verilator", "icarus"])
@@ -78,7 +80,12 @@ def register(sub) -> None:
                    help="comma-separated precision modes: bit-widths of B, 'static', "
                    "'dynamic' (default: every width of B, static, and dynamic if the "
                    "artifact has a controller)")
-    p.add_argument("--batch", type=int, default=64, help="beats per harness batch")
+    p.add_argument("--driver", default=None, choices=["batch", "cocotb"],
+                   help="batch: the engine Verilated with a C++ driver and called from this "
+                   "process with whole arrays (Verilator only; the default there); cocotb: "
+                   "the cocotb testbench on the harnessed engine (the default for Icarus)")
+    p.add_argument("--batch", type=int, default=64,
+                   help="beats per harness batch (cocotb driver)")
     p.add_argument("--stall", action="store_true", help="random output backpressure")
     p.add_argument("--engine", default=None,
                    help="JSON object of engine parameters overriding the sizing")

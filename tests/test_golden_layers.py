@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from golden import fast
-from golden.formats import AccumulatorSpec, acc_width_rule
+from golden.formats import AccumulatorSpec, DQTValueError, acc_width_rule
 from golden.layers import avg_pool, max_pool, qdense
 from golden.ops import nested_mac
 
@@ -174,3 +174,80 @@ def test_fast_path_without_torch(kind, monkeypatch):
         r = layers.qdense_acc(*args, impl="reference")
         f = layers.qdense_acc(*args, impl="fast")
         assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+# --- the int8 kernel (torch._int_mm, int32 sums) ----------------------------------------------
+
+def _need_int_mm():
+    torch = fast._torch()
+    if torch is None or not hasattr(torch, "_int_mm"):
+        pytest.skip("torch with torch._int_mm is not installed")
+
+
+@pytest.mark.parametrize("bits,K,exact", [
+    (8, 131071, True),        # K * 4^7 = 2^31 - 2^14: fits int32
+    (8, 131072, False),       # K * 4^7 = 2^31: an all-(-128 x -128) sum would wrap
+    (4, (1 << 25) - 1, True),  # K * 4^3 = 2^31 - 64
+    (4, 1 << 25, False),
+    (9, 8, False),            # 9-bit codes do not fit s8
+])
+def test_int8_exactness_bound(bits, K, exact):
+    """Directed corner cases of K * 4^(b-1) <= 2^31 - 1 (docs/arithmetic.md section 9)."""
+    assert fast.int8_exact(K, bits) is exact
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+@pytest.mark.parametrize("bits", [2, 4, 6, 8])
+@pytest.mark.parametrize("pattern", ["max", "min", "mixed"])
+@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
+def test_int8_kernel_equals_reference_at_extremes(kind, bits, pattern, overflow, monkeypatch):
+    """All-extreme codes through the int8 kernel: every product at its largest magnitude, sums
+    at the int32 bound's scale, accumulators narrow enough to wrap or saturate."""
+    _need_int_mm()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "int8")
+    rng = np.random.default_rng(bits)
+    if kind == "linear":
+        xs, ws, geo = (5, 3000), (6, 3000), ()
+    else:
+        xs, ws, geo = (2, 32, 6, 6), (5, 32, 3, 3), (1, 1)
+    if pattern == "max":      # centred codes -2^(b-1) x -2^(b-1): the largest product
+        x, w = np.zeros(xs, np.int64), np.full(ws, -128)
+    elif pattern == "min":    # 255 (centred 2^(b-1) - 1 after the shift) x -128
+        x, w = np.full(xs, 255), np.full(ws, -128)
+    else:
+        x, w = rng.choice([0, 255], xs), rng.choice([-128, 127], ws)
+    K = int(np.prod(ws[1:]))
+    for width in (acc_width_rule(8, K) + 1, 12):   # the exact width, and one that overflows
+        acc = AccumulatorSpec(width, overflow)
+        args = (x, w, rng.integers(-50, 50, ws[0]), 8, bits, "round", acc, kind, *geo)
+        prep = layers.prepare_weights(w, 8, bits, "round", kind)
+        assert prep.plan[0] == "i8" and prep.kernel == "torch-int_mm-s8s8s32"
+        f = layers.qdense_acc(*args, impl="fast", prepared=prep)
+        r = layers.qdense_acc(*args, impl="reference")
+        assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+        if width == 12 and pattern != "max":  # ("max": the uncentred sum is 0 + bias)
+            assert f[1].any()  # the narrow accumulator did overflow: the policy was exercised
+
+
+def test_int8_kernel_falls_back_beyond_its_bound(monkeypatch):
+    """Past K * 4^(b-1) <= 2^31 - 1 the layer takes the float plan, not a wrapping int32 sum."""
+    _need_int_mm()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "int8")
+    K = 131072
+    w = np.full((1, K), -128)
+    prep = layers.prepare_weights(w, 8, 8, "floor", "linear")
+    assert prep.plan[0] != "i8"
+    x = np.zeros((2, K), np.int64)   # centred: -128 x -128 on every term, sum 2^31
+    acc = AccumulatorSpec(acc_width_rule(8, K) + 1)
+    f = layers.qdense_acc(x, w, np.zeros(1, np.int64), 8, 8, "floor", acc, prepared=prep)
+    r = layers.qdense_acc(x, w, np.zeros(1, np.int64), 8, 8, "floor", acc, impl="reference")
+    assert np.array_equal(f[0], r[0])
+
+
+def test_kernel_choice_is_validated(monkeypatch):
+    monkeypatch.setattr(fast, "_KERNEL", None)
+    monkeypatch.setenv("DQT_GOLDEN_KERNEL", "vnni512")
+    with pytest.raises(DQTValueError, match=r"DQT_GOLDEN_KERNEL='vnni512' is not one of"):
+        fast.gemm_kernel()

@@ -45,7 +45,7 @@ def test_sim_on_rtl_manifest_says_not_an_artifact(tmp_path, capsys):
 
 
 def test_checker_counts_rtl_and_host_elements_apart():
-    from sim.network_tb import _Checker
+    from sim.network_check import _Checker
     chk = _Checker(None)
     chk.layer("8", "conv1", np.zeros((2, 4, 8, 8)), np.zeros((2, 4, 8, 8)), None, "rtl")
     chk.layer("8", "pool", np.zeros((2, 4, 4, 4)), np.zeros((2, 4, 4, 4)), None, "host")
