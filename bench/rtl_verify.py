@@ -9,10 +9,16 @@ modes) and the batch path's peak RSS. The batch run goes first, so this process'
 RSS is its own.
 
 As an anchor, the same engine (same parameters, no harness, no driver) is compiled by
-Verilator with a plain C++ main that toggles the clock under LFSR stimulus (weights,
-constants and activations all LFSR-driven, so the weight memory is not a constant); its
-simulated cycles per second are the simulator's own speed on this design,
-and times ``lanes * pes`` the MAC rate any driver could at most verify.
+Verilator with a plain C++ main that toggles the clock under LFSR stimulus: activations,
+weights, channel constants and configuration registers are all LFSR-driven (so none is a
+constant Verilator could fold), and the output payload is a port of the anchor's top (so
+the datapath that computes it cannot be removed as dead logic). Its simulated cycles per
+second are the simulator's own speed on this design, and times ``lanes * pes`` the MAC rate
+any driver could at most verify.
+
+``--engine '{"lanes": 16, "pes": 16}'`` measures another engine geometry (as ``dqt sim
+--engine``): the per-clock cost of the Verilated engine has a large part that does not grow
+with the number of MAC units, so a wider engine verifies more MACs per second.
 
 Prints a table and, as the last line, one JSON object (with the load average).
 
@@ -32,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from golden.formats import DQTValueError  # noqa: E402
 from golden.network import load_network  # noqa: E402
 from sim import runner  # noqa: E402
 from sim.network import engine_params_for, verify_network  # noqa: E402
@@ -39,12 +46,11 @@ from sim.network import engine_params_for, verify_network  # noqa: E402
 _BENCH_TOP = """\
 // Free-running anchor: LFSR stimulus in SystemVerilog, clock from a C++ loop; no VPI.
 // Weight and constant writes are LFSR-driven too, so the weight memory is not a constant.
-module bench_top(input clk, input rst, output o_valid);
+module bench_top(input clk, input rst, output o_valid, output [{ow}-1:0] o_payload);
   reg [63:0] lfsr = 64'h1234_5678_9abc_def1;
   always @(posedge clk) lfsr <= {{lfsr[62:0], lfsr[63] ^ lfsr[62] ^ lfsr[60] ^ lfsr[59]}};
   wire [{pw}-1:0] payload = {{{rep}{{lfsr}}}};
   wire [{pw}-1:0] payload2 = {{{rep}{{lfsr[31:0], lfsr[63:32]}}}};
-  wire [{ow}-1:0] o_payload;
   wire i_ready, busy, overflow;
   {top} dut (.clk(clk), .rst(rst), .i__valid(1'b1), .i__ready(i_ready),
     .i__payload(payload[{iw}-1:0]), .o__valid(o_valid), .o__ready(1'b1),
@@ -95,8 +101,10 @@ def anchor_cycles_per_s(params: dict, cycles: int) -> dict:
             continue
         if name in ("busy", "overflow"):
             extra += f", .{name}({name})"
-        elif name.startswith("cfg_"):  # registers stay at reset values (K_BEATS = GROUPS = 1)
-            extra += f", .{name}({p['width']}'d0)"
+        elif name == "cfg_we":  # a register write on about 1 cycle in 16
+            extra += f", .{name}(lfsr[13] & lfsr[14] & lfsr[15] & lfsr[16])"
+        elif name.startswith("cfg_"):  # register address and value
+            extra += f", .{name}(payload[{p['width']} + 3:4])"
         elif name in ("w_we", "c_we"):  # a write on about a quarter of the cycles
             bit = 5 if name == "w_we" else 9
             extra += f", .{name}(lfsr[{bit}] & lfsr[{bit + 1}])"
@@ -143,18 +151,26 @@ def main(argv=None) -> int:
     ap.add_argument("--modes", default=None, help="comma-separated, as for dqt sim")
     ap.add_argument("--icarus-images", type=int, default=8,
                     help="images for Icarus (an interpreted simulator: far slower)")
-    ap.add_argument("--anchor-cycles", type=int, default=2_000_000)
+    ap.add_argument("--anchor-cycles", type=int, default=200_000)
+    ap.add_argument("--engine", default=None,
+                    help="engine overrides as a JSON object, as for dqt sim (e.g. "
+                         "'{\"lanes\": 16, \"pes\": 16}')")
     ap.add_argument("--quick", action="store_true", help="16 images, 200k anchor cycles")
     a = ap.parse_args(argv)
     if a.quick:
-        a.images, a.anchor_cycles, a.icarus_images = 16, 200_000, 4
+        a.images, a.anchor_cycles, a.icarus_images = 16, 50_000, 4
+    from sim.cli import _parse_engine
+    try:
+        engine = _parse_engine(a.engine)
+    except DQTValueError as e:
+        ap.error(str(e))
     art = a.artifact
     if art is None:
         from golden.testing import random_network
         art = Path(tempfile.mkdtemp(prefix="dqt-bench-")) / "random"
         random_network(art, seed=0)
     net = load_network(art)
-    params = engine_params_for(net)
+    params = engine_params_for(net, engine)
     modes = a.modes.split(",") if a.modes else None
     rows = []
     for run in a.runs.split(","):
@@ -167,7 +183,8 @@ def main(argv=None) -> int:
             (a.cocotb_images or a.images) if sim == "verilator" else \
             min(a.images, a.icarus_images)
         load = os.getloadavg()[0]
-        r = verify_network(art, images=n, simulator=sim, modes=modes, driver=driver or None)
+        r = verify_network(art, images=n, simulator=sim, modes=modes, driver=driver or None,
+                           engine=engine)
         row = {k: r[k] for k in ("simulator", "driver", "images", "elements_checked",
                                  "mismatches", "verified_macs", "seconds",
                                  "verified_macs_per_s", "cpu_seconds",

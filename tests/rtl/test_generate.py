@@ -106,13 +106,18 @@ def test_registry_build_and_port_table():
 
 @pytest.mark.tools
 def test_lint_and_yosys_synth_every_default_file(tmp_path):
-    """Verilator --lint-only -Wall (documented waivers only) and Yosys ``synth`` of the
-    default output, every file, the engine at its default size included."""
+    """Verilator --lint-only -Wall (documented waivers only) and Yosys ``synth -noabc`` of
+    the default output, every file, the engine at its default size included. ABC (gate-level
+    optimisation of an already elaborated, mapped netlist) takes two thirds of the synthesis
+    time here and finds no problem in the Verilog; the report's designs run it (with the
+    liberty mapping) in tests/reports, and ``dqt rtl lint --full-synth`` runs it on every file."""
     from rtl.lint import check_dir, verilator_path
+    from rtl.registry import REGISTRY
     if verilator_path() is None:
         pytest.skip("verilator is not installed")
     generate(tmp_path / "v")
-    res = check_dir(tmp_path / "v", log_dir=tmp_path / "logs")
+    res = check_dir(tmp_path / "v", log_dir=tmp_path / "logs",
+                    noabc_components=tuple(REGISTRY))
     bad = {k: v["lint_output"][-2000:] for k, v in res.items() if k != "_yosys" and not v["lint"]}
     assert not bad, bad
     assert res["_yosys"]["ok"], res["_yosys"]["log"][-3000:]
