@@ -209,7 +209,8 @@ def _print_summary(s, log):
         log("  design                          sky130 um2  iCE40 LUT   pJ/op @8b   @4b    @2b   (vs int8 MAC: area, energy @4b)")
     for r in rows:
         def f(v, fmt):
-            return format(v, fmt) if isinstance(v, (int, float)) else "n/a"
+            width = int(fmt.split(".")[0])   # "n/a" right-aligned in the column's width
+            return format(v, fmt) if isinstance(v, (int, float)) else "n/a".rjust(width)
         extra = f"   {ratio(r.get('sky130_um2'), base.get('sky130_um2'))}, {ratio(r.get('pj_4b'), base.get('pj_4b'))}" \
             if base is not None else ""
         log(f"  {str(r.get('name')):30s} {f(r.get('sky130_um2'), '10.0f')} {f(r.get('ice40_luts'), '10.0f')} "

@@ -113,3 +113,20 @@ def test_missing_pieces_name_the_install_commands(clean_env):
     _print_summary(s, lines.append)
     text = "\n".join(lines)
     assert "ciel enable --pdk-family=sky130" in text and "apt-get install opensta" in text
+
+
+def test_summary_table_columns_line_up_when_figures_are_missing():
+    """Without a liberty or OpenSTA the figures are "n/a": they keep their columns' widths."""
+    from dqt.flow import _print_summary
+    full = {"name": "a", "sky130_um2": 123.0, "ice40_luts": 49, "pj_8b": 0.41, "pj_4b": 0.26,
+            "pj_2b": 0.22}
+    empty = {"name": "b", "sky130_um2": None, "ice40_luts": 49, "pj_8b": None, "pj_4b": None,
+             "pj_2b": None}
+    lines = []
+    _print_summary({"fp32_accuracy": 0.9, "static_accuracy": {}, "dynamic_accuracy": None,
+                    "rtl_mismatches": 0, "rtl_elements_checked": 1, "rtl_images": 1,
+                    "headline": [full, empty], "report": "r", "seconds": 1.0}, lines.append)
+    a = next(ln for ln in lines if ln.startswith("  a "))
+    b = next(ln for ln in lines if ln.startswith("  b "))
+    assert len(a) == len(b), (a, b)
+    assert b.split() == ["b", "n/a", "49", "n/a", "n/a", "n/a"]
