@@ -18,7 +18,8 @@ def _int_list(s: str):
 _TRAIN_KEYS = ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits", "fp32_epochs",
                "qat_epochs", "batch_size", "lr", "qat_lr", "ctrl_lr", "alpha", "beta", "cost",
                "cost_form", "target", "tau_start", "tau_end", "tau_kind", "threads", "width",
-               "hidden", "data", "device", "levels", "copies", "ctrl_loss", "lam")
+               "hidden", "data", "device", "levels", "copies", "ctrl_loss", "lam",
+               "balance")
 
 
 def _flag(key: str) -> str:
@@ -134,6 +135,8 @@ def register(sub) -> None:
                    "and BitOPs) or gumbel (task loss through the gates only)")
     p.add_argument("--lam", type=float, help="weight of the per-input BitOPs ratio in the "
                    "expected controller loss")
+    p.add_argument("--balance", type=float, help="expected controller loss: weight of the "
+                   "entropy of the batch's width usage per controlled layer (default 0)")
     p.add_argument("--ctrl-lr", type=float)
     p.add_argument("--hidden", type=int, help="controller hidden width (default 64)")
     p.add_argument("--out", required=True, help="artifact directory to write")

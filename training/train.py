@@ -81,6 +81,7 @@ class Recipe:
     target: float = 4.25
     ctrl_loss: str = "gumbel"     # "gumbel": J_task(dynamic) only; "expected": + J_ctrl
     lam: float = 0.5              # J_ctrl: weight of the expected BitOPs ratio per input
+    balance: float = 0.0          # J_ctrl: weight of the batch's width-usage entropy (bonus)
     tau_start: float = 2.0
     tau_end: float = 0.3
     tau_kind: str = "exp"
@@ -132,6 +133,9 @@ class Recipe:
             raise DQTValueError(f"ctrl_loss {self.ctrl_loss!r} is not one of ['gumbel', 'expected']")
         if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
             raise DQTValueError(f"lam={self.lam!r} must be a finite number >= 0")
+        if not (isinstance(self.balance, (int, float)) and math.isfinite(self.balance)
+                and 0 <= self.balance <= 10):
+            raise DQTValueError(f"balance={self.balance!r} is outside the allowed range [0, 10]")
         for name in ("levels", "copies"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not (2 if name == "levels" else 1) <= v <= 64:
@@ -368,11 +372,19 @@ def _float_acc(model, x, y, dev, bs=1000):
 def _ctrl_loss(model, r, info, ce_static):
     """J_ctrl: per input, the expected task loss and cost under the controller's softmax,
     E_p[CE_i(b)] (mean over the controlled layers, CE_i(b): the input's loss with every layer
-    at b, held constant) + lam · E_p[BitOPs_i] / BitOPs(all n)."""
+    at b, held constant) + lam · E_p[BitOPs_i] / BitOPs(all n), minus balance times the mean
+    over the controlled layers of the entropy (bits) of the batch's width usage, mean_i p_icb
+    (the load-balancing term of mixture-of-experts routers: it rewards using several widths
+    across the batch, while the per-input terms decide which inputs get which)."""
     p = info["probs"]                                   # [N, C, len(B)]
     ce = torch.stack([ce_static[b] for b in model.cfg.B], -1).detach()  # [N, len(B)]
     task = (p * ce[:, None, :]).sum(-1).mean(-1)
-    return (task + r.lam * info["exp_bitops_per_input"]).mean()
+    j = (task + r.lam * info["exp_bitops_per_input"]).mean()
+    if r.balance:
+        usage = p.mean(0)                               # [C, len(B)]
+        h = -(usage * torch.log2(usage.clamp_min(1e-12))).sum(-1).mean()
+        j = j - r.balance * h
+    return j
 
 
 def _qat_step(model, r, xb, yb, t):

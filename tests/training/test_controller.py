@@ -95,3 +95,29 @@ def test_bad_controller_config():
         digits_cnn(QuantConfig(), width=4)(torch.zeros(1, 1, 8, 8), 5)
     with pytest.raises(DQTValueError, match="needs a model with a controller"):
         digits_cnn(QuantConfig(), width=4, controller=False)(torch.zeros(1, 1, 8, 8), "dynamic")
+
+
+@pytest.mark.parametrize("balance", [0.0, 0.3])
+def test_ctrl_loss_balance_term_is_the_usage_entropy(balance):
+    """J_ctrl = mean_i [E_p CE_i + lam E_p BitOPs_i] - balance * mean_c H2(mean_i p_ic),
+    recomputed here in numpy from the same probabilities."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from training.train import Recipe, _ctrl_loss
+    B = (2, 4, 6, 8)
+    g = torch.Generator().manual_seed(1)
+    p = torch.softmax(torch.randn(5, 3, 4, generator=g), -1)
+    ce = {b: torch.rand(5, generator=g) for b in B}
+    bitops = torch.rand(5, generator=g)
+    r = Recipe(dataset="digits-graded", lam=0.7, balance=balance)
+    got = float(_ctrl_loss(SimpleNamespace(cfg=SimpleNamespace(B=B)), r,
+                           {"probs": p, "exp_bitops_per_input": bitops}, ce))
+    P, C = p.numpy().astype(np.float64), np.stack([ce[b].numpy() for b in B], -1)
+    task = (P * C[:, None, :]).sum(-1).mean(-1)
+    usage = P.mean(0)
+    h = -(usage * np.log2(usage)).sum(-1).mean()
+    want = (task + 0.7 * bitops.numpy()).mean() - balance * h
+    assert got == pytest.approx(want, rel=1e-5)
+    assert balance == 0 or h > 0.5   # the term is not vanishingly small here
