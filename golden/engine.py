@@ -175,6 +175,20 @@ def plan_dense(geom: EngineGeometry, w2d, bias, M, S: int, acc_width: int, overf
     return tiles
 
 
+def dense_beat_arrays(pes: int, k_beats: int, rows, bits):
+    """Rows [R, K] of codes as ``k_beats`` beats of ``pes`` codes each (zero-padded):
+    ``(beats [R * k_beats, pes], bits per beat [R * k_beats])``; ``bits`` is an int or one per
+    row. The array form of :func:`dense_input_beats`, for drivers that stream whole arrays."""
+    rows = np.asarray(rows, dtype=np.int64)
+    R, K = rows.shape
+    if k_beats * pes < K:
+        raise DQTValueError(f"tile has {k_beats} beats of {pes} for K={K}")
+    xp = np.zeros((R, k_beats * pes), dtype=np.int64)
+    xp[:, :K] = rows
+    bb = np.repeat(np.broadcast_to(np.asarray(bits, dtype=np.int64), (R,)), k_beats)
+    return xp.reshape(R * k_beats, pes), bb
+
+
 def dense_input_beats(geom: EngineGeometry, x_rows, bits) -> list[dict]:
     """Input beats for rows [R, K] of unsigned codes; ``bits`` is an int or one per row."""
     x_rows = IntFormat(geom.n, False).check(np.asarray(x_rows), "input codes")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.engine import EngineGeometry, LayerTile, plan_add
+from golden.engine import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
 from golden.formats import DQTValueError
 
 from . import runner
@@ -288,16 +288,11 @@ class BatchEngine:
         """Rows [R, K] with per-row ``bits`` through a loaded tile: ``(y, over, cycle)``
         [R, c1 - c0] (the same contract as :meth:`EngineHarnessTB.run_dense`)."""
         g = self.geom
-        rows = np.asarray(rows)
-        R, K = rows.shape
+        R = len(rows)
         kb, G = tile.k_beats, tile.groups
-        if kb * g.pes < K:
-            raise DQTValueError(f"tile has {kb} beats of {g.pes} for K={K}")
-        xp = np.zeros((R, kb * g.pes), dtype=np.int64)
-        xp[:, :K] = rows
-        bb = np.repeat(np.broadcast_to(np.asarray(bits, dtype=np.int64), (R,)), kb)
+        beats, bb = dense_beat_arrays(g.pes, kb, rows, bits)
         est = R * G * kb * (3 if self.stall else 1) + kb + 64
-        out = self.stream(xp.reshape(R * kb, g.pes), None, bb, R * G, 2 * est)
+        out = self.stream(beats, None, bb, R * G, 2 * est)
         want_last = np.tile(np.arange(G) == G - 1, R)
         if not np.array_equal(out["last"].astype(bool), want_last):
             bad = int(np.nonzero(out["last"].astype(bool) != want_last)[0][0])

@@ -12,8 +12,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-from golden.engine import EngineGeometry, LayerTile, plan_add
-from golden.formats import DQTValueError
+from golden.engine import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
 
 from .packing import pack_array, unpack_array
 from .stream import PERIOD_NS
@@ -149,15 +148,9 @@ class EngineHarnessTB:
         ``C = c1 - c0`` (y: requantized codes or declared-width accumulators).
         """
         g = self.geom
-        rows = np.asarray(rows, dtype=np.int64)
-        R, K = rows.shape
+        R = len(rows)
         kb, G = tile.k_beats, tile.groups
-        if kb * g.pes < K:
-            raise DQTValueError(f"tile has {kb} beats of {g.pes} for K={K}")
-        xp = np.zeros((R, kb * g.pes), dtype=np.int64)
-        xp[:, :K] = rows
-        beats = xp.reshape(R * kb, g.pes)
-        bb = np.repeat(np.broadcast_to(np.asarray(bits, dtype=np.int64), (R,)), kb)
+        beats, bb = dense_beat_arrays(g.pes, kb, rows, bits)
         per = max(1, min(self.B // kb, self.B // G))
         C = tile.c1 - tile.c0
         y = np.zeros((R, C), dtype=np.int64)
