@@ -114,7 +114,8 @@ def _result_or_failed(future, design) -> dict:
 
 
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
-                 include_rtl: bool = True, progress: bool = True, designs=None) -> dict:
+                 include_rtl: bool = True, progress: bool = True, designs=None,
+                 experiments=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
 
     Parameters
@@ -134,6 +135,9 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         Worker processes for the per-design runs.
     designs : list of str or None
         Restrict the run to these design names (default: the whole list).
+    experiments : path or None
+        A ``dqt experiment`` output directory: its results become the report's
+        "Experiments" section (:mod:`reports.experiments`).
     """
     from tqdm import tqdm
 
@@ -150,6 +154,14 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         raise DQTValueError(f"jobs={jobs} must be >= 1")
     lib = resolve_liberty(liberty)
     net = load_network(artifact) if artifact else None
+    exps, sources = [], {}
+    if experiments is not None:
+        from .experiments import load_experiments
+        for e in load_experiments(experiments):
+            if e["png"]:
+                sources[f"experiment_{e['name']}.png"] = e["png"]
+                e = dict(e, png=f"experiment_{e['name']}.png")
+            exps.append(e)
     notes = []
     if net is None:
         notes.append("no artifact given: workload vectors come from a stand-in network with "
@@ -229,6 +241,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         "notes": notes,
         "provenance": _provenance(lib, artifact, wl, fast, jobs),
     }
+    if exps:
+        summary["experiments"] = exps
     summary["provenance"]["elapsed_s"] = round(time.time() - t0, 1)
-    write_outputs(out_dir, summary)
+    write_outputs(out_dir, summary, sources)
     return summary

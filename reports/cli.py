@@ -9,7 +9,8 @@ __all__ = ["register"]
 def _run(args) -> int:
     from .build import build_report
     s = build_report(args.out, artifact=args.artifact, liberty=args.liberty, fast=args.fast,
-                     jobs=args.jobs, include_rtl=not args.no_rtl, progress=not args.quiet)
+                     jobs=args.jobs, include_rtl=not args.no_rtl, progress=not args.quiet,
+                     experiments=args.experiments)
     n_null = sum(1 for d in s["designs"] for k in ("sky130_um2", "transistors") if d[k] is None)
     for note in s["notes"]:
         print(f"note: {note}")
@@ -33,4 +34,6 @@ def register(sub) -> None:
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--no-rtl", action="store_true", help="leave out the rtl/ components")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--experiments", metavar="DIR", help="include the results that `dqt "
+                   "experiment NAME --out DIR` wrote there (tables and plots)")
     p.set_defaults(func=_run)

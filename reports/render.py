@@ -208,6 +208,17 @@ def markdown(summary: dict) -> str:
         lines.append(_table(["mode", "accuracy", "BitOPs / image", "mean bits"],
                             [[m, v["accuracy"], v["bitops_per_image"], v["bits"]]
                              for m, v in s["accuracy"].items()]))
+    if s.get("experiments"):
+        lines += ["", "## Experiments (dqt experiment)", ""]
+    for e in s.get("experiments") or []:
+        lines += ["", f"### {e['name']}", "",
+                  f"`dqt experiment {e['name']}`" + (" (reduced run, --quick)" if e["quick"]
+                                                     else "")
+                  + (f", {e['wall_s']:.0f} s" if isinstance(e.get("wall_s"), (int, float))
+                     else ""), ""]
+        lines.append(_table(e["columns"], e["rows"]))
+        if e.get("png"):
+            lines += ["", f"![{e['name']}]({e['png']})"]
     lines += ["", "## Method", "",
               "- Area: Yosys `stat -tech cmos` (transistors), Yosys + ABC onto the liberty "
               "(µm², `lpflow` cells excluded), `synth_ice40/ecp5/xilinx` with and without DSPs.",
@@ -235,8 +246,10 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md_to_html(md: str, images: dict) -> str:
-    """Minimal Markdown (headings, tables, quotes, lists, code) to HTML."""
+def _md_to_html(md: str, images: dict, inline: dict | None = None) -> str:
+    """Minimal Markdown (headings, tables, quotes, lists, code) to HTML. ``images`` go under
+    the headline heading; ``inline`` (file name -> base64 PNG) replaces ``![alt](file)``."""
+    inline = inline or {}
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>DQT silicon-cost report"
            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;"
@@ -272,6 +285,10 @@ def _md_to_html(md: str, images: dict) -> str:
             if line.startswith("## Headline"):
                 for name, b64 in images.items():
                     out.append(f"<p><img alt='{name}' src='data:image/png;base64,{b64}'></p>")
+        elif line.startswith("![") and line.endswith(")") and line[line.index("](") + 2:-1] in inline:
+            name = line[line.index("](") + 2:-1]
+            out.append(f"<p><img alt='{html.escape(name)}' "
+                       f"src='data:image/png;base64,{inline[name]}'></p>")
         elif line.startswith("> "):
             out.append(f"<blockquote>{html.escape(line[2:])}</blockquote>")
         elif line.startswith("- "):
@@ -284,8 +301,10 @@ def _md_to_html(md: str, images: dict) -> str:
     return "\n".join(out)
 
 
-def write_outputs(out_dir, summary: dict) -> Path:
-    """Write summary.json, report.md, index.html and the PNGs into ``out_dir`` atomically."""
+def write_outputs(out_dir, summary: dict, sources: dict | None = None) -> Path:
+    """Write summary.json, report.md, index.html and the PNGs into ``out_dir`` atomically.
+    ``sources``: report file name -> path of each experiment plot to copy in."""
+    sources = sources or {}
     from golden.network import atomic_write_dir
 
     def writer(tmp: Path):
@@ -293,6 +312,12 @@ def write_outputs(out_dir, summary: dict) -> Path:
         _plot_energy(summary["designs"], tmp / PLOTS[1])
         _plot_accuracy(summary.get("accuracy"), tmp / PLOTS[2])
         _plot_transition(summary["transition"], tmp / PLOTS[3])
+        inline = {}
+        for e in summary.get("experiments") or []:
+            if e.get("png"):   # copied in under its name in the report
+                data = Path(sources[e["png"]]).read_bytes()
+                (tmp / e["png"]).write_bytes(data)
+                inline[e["png"]] = base64.b64encode(data).decode()
         with open(tmp / "summary.json", "w") as f:
             json.dump(summary, f, indent=1, sort_keys=True, allow_nan=False)
             f.write("\n")
@@ -301,7 +326,7 @@ def write_outputs(out_dir, summary: dict) -> Path:
                             + "\n\n## Headline (n = 8)", 1)
         (tmp / "report.md").write_text(md_img)
         images = {p: base64.b64encode((tmp / p).read_bytes()).decode() for p in PLOTS}
-        (tmp / "index.html").write_text(_md_to_html(md, images))
+        (tmp / "index.html").write_text(_md_to_html(md, images, inline))
 
     out = Path(out_dir)
     atomic_write_dir(out, writer)

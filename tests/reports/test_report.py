@@ -4,6 +4,7 @@ import json
 import pytest
 
 from dqt.cli import main
+from golden.formats import DQTValueError
 from reports.build import DESIGN_KEYS, SUMMARY_KEYS, build_report
 from reports.render import PLOTS
 
@@ -90,3 +91,35 @@ def test_cli_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["report", "--out", str(out), "--artifact", str(tmp_path)]) == 2
     assert "manifest.json" in capsys.readouterr().err and not out.exists()
     assert main(["report", "--out", str(out), "--jobs", "0"]) == 2
+
+
+def test_experiments_section(tmp_path, monkeypatch):
+    """``dqt report --experiments DIR``: every result ``dqt experiment`` wrote there becomes a
+    table (its rows as written) and an embedded plot; a malformed result is refused, by name,
+    before any synthesis, with no report written."""
+    import base64
+
+    from training.experiments import run_experiment
+    exp = tmp_path / "exp"
+    res = run_experiment("operator-error", exp, quick=True, progress=False)
+    monkeypatch.setenv("DQT_NO_YOSYS", "1")
+    out = tmp_path / "rep"
+    s = build_report(out, fast=True, jobs=1, include_rtl=False, progress=False,
+                     designs=["int_mac_n8"], experiments=exp)
+    e, = s["experiments"]
+    assert e["name"] == "operator-error" and e["rows"] == res["rows"] and e["quick"]
+    md = (out / "report.md").read_text()
+    assert "### operator-error" in md and " | ".join(res["columns"]) in md
+    png = (exp / "operator-error.png").read_bytes()
+    assert (out / e["png"]).read_bytes() == png
+    assert base64.b64encode(png).decode() in (out / "index.html").read_text()
+    assert json.loads((out / "summary.json").read_text())["experiments"][0]["rows"] == res["rows"]
+    (exp / "broken.json").write_text(json.dumps({"experiment": "x", "columns": ["a"],
+                                                 "rows": [[1, 2]]}))
+    with pytest.raises(DQTValueError, match="broken.json: 'rows' must be"):
+        build_report(tmp_path / "rep2", fast=True, jobs=1, include_rtl=False, progress=False,
+                     designs=["int_mac_n8"], experiments=exp)
+    assert not (tmp_path / "rep2").exists()
+    assert main(["report", "--out", str(tmp_path / "rep3"), "--experiments",
+                 str(tmp_path / "none")]) == 2
+    assert not (tmp_path / "rep3").exists()
