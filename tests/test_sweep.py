@@ -46,7 +46,10 @@ def test_sweep_survives_a_killed_worker_then_resumes(tmp_path):
     state = {}
     s = run_sweep(cfg, tmp_path / "out", workers=2, progress=False, on_result=_kill_a_busy_worker(state))
     assert state.get("killed"), "no worker was busy after the first point"
-    assert s["points"] == 4 and s["done"] == 4 and s["failed"] == 0 and s["resumed"] == 0
+    assert s["points"] == 4 and s["done"] == 4 and s["failed"] == 0
+    # the killed worker may have stored its point in the cache just before it died; the retry
+    # on the other worker then reads it (counted as resumed). Nothing else can be cached yet.
+    assert s["resumed"] <= 1
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     for f in ("results.csv", "pareto.png", "index.html"):
         assert (tmp_path / "out" / f).stat().st_size > 0
