@@ -198,11 +198,10 @@ def dense_input_beats(geom: EngineGeometry, x_rows, bits) -> list[dict]:
     for v in np.unique(b):
         check_bits(int(v), geom.n)
         geom.effective_bits(int(v))
-    xp = np.zeros((R, kb * geom.pes), dtype=np.int64)
-    xp[:, :K] = x_rows
+    beats, bb = dense_beat_arrays(geom.pes, kb, x_rows, b)
     zeros = [0] * geom.pes
-    return [{"x": [int(v) for v in xp[r, j * geom.pes:(j + 1) * geom.pes]], "x2": zeros,
-             "bits": int(b[r])} for r in range(R) for j in range(kb)]
+    return [{"x": [int(v) for v in x], "x2": zeros, "bits": int(bt)}
+            for x, bt in zip(beats, bb)]
 
 
 def collect_dense(geom: EngineGeometry, tile: LayerTile, outs: list[dict], R: int):

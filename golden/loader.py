@@ -49,6 +49,16 @@ def _head(path: Path, what: str) -> bytes:
         raise ArtifactError(f"{path}: {what} cannot be read ({e.strerror or e})") from None
 
 
+def _expect(path: Path, what: str, head: bytes, magic: bytes, expected: str, other: bytes,
+            other_kind: str) -> None:
+    """Refuse a file whose first bytes are not ``magic``, saying what it looks like instead."""
+    if not head.startswith(magic):
+        kind = other_kind if head.startswith(other) else \
+            "empty" if not head else \
+            f"starts with bytes {head[:len(magic[0] if isinstance(magic, tuple) else magic)]!r}"
+        raise ArtifactError(f"{path}: {what} is not {expected} ({kind})")
+
+
 def _plain(a: np.ndarray, path: Path, member: str) -> np.ndarray:
     if a.dtype.kind not in "biuf" or a.dtype.fields is not None:
         raise ArtifactError(f"{path}: member {member!r} has dtype {a.dtype}; only plain integer, "
@@ -82,11 +92,8 @@ def read_arrays(path, what: str = "array archive") -> dict:
     """Every member of an ``.npz`` as a plain numeric array, never unpickled. Raises
     :class:`ArtifactError` for anything that is not a complete, undamaged npz of such arrays."""
     path = Path(path)
-    head = _head(path, what)
-    if not head.startswith(_ZIP_MAGIC):
-        kind = "a single .npy array" if head.startswith(_NPY_MAGIC) else \
-            "empty" if not head else f"starts with bytes {head[:4]!r}"
-        raise ArtifactError(f"{path}: {what} is not a zip archive of .npy arrays ({kind})")
+    _expect(path, what, _head(path, what), _ZIP_MAGIC, "a zip archive of .npy arrays",
+            _NPY_MAGIC, "a single .npy array")
     try:
         with np.load(path, allow_pickle=False) as z:
             names = list(z.files)
@@ -103,11 +110,8 @@ def read_npy(path, what: str = "array file") -> np.ndarray:
     """One ``.npy`` array of plain numbers, never unpickled; anything else raises
     :class:`ArtifactError`."""
     path = Path(path)
-    head = _head(path, what)
-    if not head.startswith(_NPY_MAGIC):
-        kind = "a zip archive (.npz)" if head.startswith(_ZIP_MAGIC) else \
-            "empty" if not head else f"starts with bytes {head[:6]!r}"
-        raise ArtifactError(f"{path}: {what} is not a .npy array ({kind})")
+    _expect(path, what, _head(path, what), _NPY_MAGIC, "a .npy array", _ZIP_MAGIC,
+            "a zip archive (.npz)")
     try:
         return _plain(np.load(path, allow_pickle=False), path, "array")
     except ArtifactError:

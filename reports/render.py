@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 
 import matplotlib
@@ -285,8 +286,8 @@ def _md_to_html(md: str, images: dict, inline: dict | None = None) -> str:
             if line.startswith("## Headline"):
                 for name, b64 in images.items():
                     out.append(f"<p><img alt='{name}' src='data:image/png;base64,{b64}'></p>")
-        elif line.startswith("![") and line.endswith(")") and line[line.index("](") + 2:-1] in inline:
-            name = line[line.index("](") + 2:-1]
+        elif (m := re.fullmatch(r"!\[[^\]]*\]\(([^)]+)\)", line)) and m[1] in inline:
+            name = m[1]
             out.append(f"<p><img alt='{html.escape(name)}' "
                        f"src='data:image/png;base64,{inline[name]}'></p>")
         elif line.startswith("> "):
