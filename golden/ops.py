@@ -20,7 +20,7 @@ __all__ = [
     "accumulate",
     "nested_mac",
     "bitserial_mac",
-    "int8_mac",
+    "int_mac",
     "requantize",
     "int_mul",
     "int_add",
@@ -118,7 +118,7 @@ def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode="floor", b
     return nested_mac(x, w, n, bits, acc, mode, bias, "right")
 
 
-def int8_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):
+def int_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):
     """Plain fixed-precision MAC (the reference design): sum x*w + bias, no nesting."""
     IntFormat(n, False).check(_as_i64(x), "x")
     IntFormat(n, True).check(_as_i64(w), "w")

@@ -73,7 +73,7 @@ def _headline(designs):
     """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline (n = 8)."""
     want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
             "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
-            "fp32_requant_n8", "requantizer_n8"]
+            "fp32_requant_n8", "requantize_n8"]
     by = {d["name"]: d for d in designs}
     rows = []
     for name in want:
@@ -91,11 +91,11 @@ def _headline(designs):
 
 def _cost_hint(d) -> int:
     """Rough relative synthesis cost of a design (scheduling order only)."""
-    if d.family == "engine" or d.name == "rtl_engine":
+    if d.family == "engine":
         return 1000
-    wide = ("paper_dot", "fp32_requant", "factored_dot", "requantize", "requantizer", "int_mul")
+    wide = ("paper_dot", "fp32_requant", "factored_dot", "requantize", "int_mul")
     base = 100 if any(w in d.name for w in wide) else 10
-    return base * (2 if d.source == "rtl" else 1) + d.n
+    return base + d.n
 
 
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
@@ -162,8 +162,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
             warn_first_yosys()
             # one Yosys call first, alone: it pays the WebAssembly compile once for everyone
             from .synth import synth
-            from .designs import proxy_designs
-            v, top = proxy_designs((4,))[0].verilog()
+            from .designs import cost_designs
+            v, top = cost_designs((4,), include_engine=False)[0].verilog()
             try:
                 synth(v, top, "cmos")
             except Exception:

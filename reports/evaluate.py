@@ -15,7 +15,7 @@ import numpy as np
 
 from golden.formats import DQTValueError
 
-from .energy_model import per_op_model
+from .energy_model import MODEL_FAMILIES, per_op_model
 from .tools import ToolError, find_tool, prepare_liberty
 
 __all__ = ["evaluate_design", "save_workload", "load_workload", "empty_result"]
@@ -52,7 +52,8 @@ def load_workload(path):
 
 
 def empty_result(d) -> dict:
-    return {"name": d.name, "family": d.family, "n": d.n, "params": d.params,
+    return {"name": d.name, "catalog": d.catalog, "family": d.family, "n": d.n,
+            "params": d.params,
             "source": d.source, "unit": d.unit, "note": d.note,
             "transistors": None, "sky130_um2": None, "sky130_seq_um2": None,
             "ice40_luts": None, "ecp5_luts": None, "fpga": {},
@@ -106,9 +107,7 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
 
     res = empty_result(d)
     wl = load_workload(workload_path) if workload_path else None
-    if wl is not None and d.family in ("int_mac", "nested_mac", "bitserial_mac", "paper_dot",
-                                       "factored_dot", "requantizer", "fp32_requant",
-                                       "nested_shift"):
+    if wl is not None and d.family in MODEL_FAMILIES:
         res["energy_pj_per_mac_model"] = {str(b): per_op_model(d.family, d.n,
                                                                max(1, b * d.n // wl.n), d.params)
                                           for b in wl.bits}
@@ -121,13 +120,14 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
     if not has_yosys:
         res["notes"].append("yosys not found: area, FPGA and timing fields are null")
         return res
-    # With and without DSPs for the proxy datapaths (the comparisons); the rtl/ components
-    # get the DSP flows only (the no-DSP multiplier mapping is their slowest step).
-    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if d.source == "proxy" else ("ice40", "ecp5")
+    # With and without DSPs for the single-lane datapaths (the comparisons); the engine gets
+    # the DSP flows only (the no-DSP multiplier mapping is its slowest step).
+    lane = d.family != "engine"
+    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if lane else ("ice40", "ecp5")
     # synth_xilinx is the slowest flow (~25 s for a small MAC, many minutes for the 32-bit
     # multipliers of the requantizers without DSPs): run it for the n = 8 MACs only, and
     # not in --fast mode.
-    if not fast and d.source == "proxy" and d.n == 8 and d.family.endswith("_mac"):
+    if not fast and lane and d.n == 8 and d.family.endswith("_mac"):
         targets += ("xilinx", "xilinx_nodsp")
     if not fpga:
         targets = ()
@@ -176,12 +176,14 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
         return res
 
     def energy():
+        from rtl.generate import port_table
         from .gatesim import GateSim, Netlist
+        ports = {p["name"]: p for p in port_table(d.make())}
         lib = _lib_cells(str(prepare_liberty(liberty)))
         sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
         e, act = {}, {}
         for b in wl.bits:
-            stim, ops, unit = d.driver(wl, b)
+            stim, ops, unit = d.driver(wl, b, ports)
             sr = sim.run(stim)
             p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
             # OpenSTA's power is that of one instance; the lanes are independent instances

@@ -481,7 +481,9 @@ class GateSim:
         # lane-packed integers per input net and cycle
         packed = {}
         for port, bits in self.ports_in.items():
-            a = np.asarray(stimulus.get(port, np.zeros((T, L), np.int64))).astype(np.int64)
+            a = np.asarray(stimulus.get(port, np.zeros((T, L), np.int64)))
+            # ports wider than 63 bits arrive as object arrays of Python integers
+            a = a if a.dtype == object else a.astype(np.int64)
             for bit, net in bits.items():
                 col = ((a >> bit) & 1).astype(np.uint8)
                 by = np.packbits(col, axis=1, bitorder="little")

@@ -33,8 +33,8 @@ def _plot_area(designs, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     fams = {}
     for d in designs:
-        if d["source"] != "proxy" or d["family"] in ("paper_dot", "factored_dot", "requantizer",
-                                                     "fp32_requant", "nested_shift"):
+        if d["family"] in ("paper_dot", "factored_dot", "requantize", "fp32_requant",
+                           "nested_shift", "engine"):
             continue
         label = d["family"] + ("" if d["family"] != "nested_mac" else
                                f" {d['params']['mode']}/{d['params']['variant']}")

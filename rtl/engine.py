@@ -17,7 +17,7 @@ from golden.engine import CFG, FLAG, EngineGeometry
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
     check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, \
     rshift_round_comb, sum_tree
-from .mac import VARIANTS, shift_left_by_bits
+from .nested_mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]
 
@@ -64,7 +64,7 @@ class Engine(wiring.Component):
     m_bits : int
         Width of the unsigned per-channel multiplier M.
     variant : "right" or "msb"
-        MAC organisation (see :class:`rtl.mac.NestedMac`); both are bit-identical.
+        MAC organisation (see :class:`rtl.nested_mac.NestedMac`); both are bit-identical.
     candidates : iterable of int or None
         Supported precisions (default 1..n); other ``bits`` values mean full precision.
     add_bits : int

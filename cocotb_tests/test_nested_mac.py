@@ -1,12 +1,12 @@
-"""Dot-product MACs against the golden model: ``rtl.mac.NestedMac`` (variants "right" and
-"msb"), ``rtl.bitserial.BitserialMac`` and the fixed-precision ``rtl.int8mac.Int8Mac``.
+"""Dot-product MACs against the golden model: ``rtl.nested_mac.NestedMac`` (variants "right" and
+"msb"), ``rtl.bitserial_mac.BitserialMac`` and the fixed-precision ``rtl.int_mac.IntMac``.
 
 One testbench serves all three (same packet ports; the int8 MAC has no ``bits`` field).
 Stimulus: packets of 1..4 beats, each packet at its own precision (so the precision changes
 mid-stream between consecutive dot products), operands drawn as directed corners (all
 zero, all at the range extremes) and uniform random, biases uniform or pushed to the
 declared width's edges so that both overflow outcomes occur; random valid gaps and
-backpressure. Scoreboard: ``golden.ops.nested_mac`` / ``bitserial_mac`` / ``int8_mac``
+backpressure. Scoreboard: ``golden.ops.nested_mac`` / ``bitserial_mac`` / ``int_mac``
 per packet, value and overflow flag, and the sticky flag with its clear.
 Coverage: precision x operand class x overflow (a zero-operand packet cannot overflow:
 its sum is the in-range bias).
@@ -45,7 +45,7 @@ class MacTB(StreamTB):
         self.mode = d.get("mode", "floor")
         self.variant = entry["params"].get("variant", "right")
         self.cands = d.get("candidates", [self.n])
-        self.has_bits = self.component != "int8_mac"
+        self.has_bits = self.component != "int_mac"
         self.pin = entry["ports_by_name"]["i__payload"]
         self.pout = entry["ports_by_name"]["o__payload"]
         self.rng = np.random.default_rng(seed)
@@ -91,8 +91,8 @@ class MacTB(StreamTB):
     def _exact(self, x, w, bits):
         """Exact product sum in master units (no bias, no overflow policy)."""
         wide = AccumulatorSpec(62, "wrap")
-        if self.component == "int8_mac":
-            return int(ops.int8_mac(x, w, wide, 0, self.n)[0])
+        if self.component == "int_mac":
+            return int(ops.int_mac(x, w, wide, 0, self.n)[0])
         return int(ops.nested_mac(x, w, self.n, bits, wide, self.mode, 0)[0])
 
     def beats(self, packets):
@@ -116,8 +116,8 @@ class MacTB(StreamTB):
         acc = AccumulatorSpec(self.W, self.overflow)
         vals, overs = [], []
         for x, w, bits, bias in packets:
-            if self.component == "int8_mac":
-                v, o = ops.int8_mac(x, w, acc, bias, self.n)
+            if self.component == "int_mac":
+                v, o = ops.int_mac(x, w, acc, bias, self.n)
             elif self.component == "bitserial_mac":
                 v, o = ops.bitserial_mac(x, w, self.n, bits, acc, self.mode, bias)
             else:
@@ -236,8 +236,8 @@ def test_bitserial_mac(cocotb_run, sim, mode, overflow):
 @pytest.mark.simulator
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 @pytest.mark.parametrize("overflow", ["wrap", "saturate"])
-def test_int8_mac(cocotb_run, sim, overflow):
-    s = cocotb_run(sim, "int8_mac", {"n": 8, "pes": 4, "overflow": overflow, "acc_width": 19,
+def test_int_mac(cocotb_run, sim, overflow):
+    s = cocotb_run(sim, "int_mac", {"n": 8, "pes": 4, "overflow": overflow, "acc_width": 19,
                                      "max_terms": 16},
                    MODULE, test_params={"seed": 5, "packets": 40})
     assert len(s.passed) == 3

@@ -1,4 +1,4 @@
-"""Dyadic requantizer (``rtl.requant.Requantize``) against ``golden.ops.requantize``.
+"""Dyadic requantizer (``rtl.requantize.Requantize``) against ``golden.ops.requantize``.
 
 Stimulus: accumulators at the signed range ends, zero, the rounding ties of each shift
 (acc*M = odd multiple of 2^(S-1)) and uniform random values; multipliers 0, 1, the top of

@@ -1,4 +1,4 @@
-"""The float baseline (``rtl.fp32.Fp32Requant``) against ``golden.ops.fp32_requant``
+"""The float baseline (``rtl.fp32_requant.Fp32Requant``) against ``golden.ops.fp32_requant``
 (numpy float32: int -> binary32, multiply by a binary32 scale, round half to even).
 
 Stimulus: accumulators at the range ends, zero, powers of two around 2^24 (where the int to

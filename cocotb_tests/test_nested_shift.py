@@ -1,4 +1,4 @@
-"""Nested shifter (``rtl.shifter.NestedShift``) against ``golden.ops.nested_shift``.
+"""Nested shifter (``rtl.nested_shift.NestedShift``) against ``golden.ops.nested_shift``.
 
 Every master code at every precision (exhaustive), interleaved so the precision changes on
 every beat, under random valid gaps and backpressure; then the candidate-set fallback

@@ -10,7 +10,7 @@ from golden.formats import acc_width_rule
 from ._common import RTLParamError, bits_width, check_candidates, check_choice, \
     check_int, check_mode, check_n, check_overflow, materialize, nested_shift_comb, \
     overflow_policy, sum_tree
-from .accumulator import accumulate_stage, exact_width, sticky_flag
+from .accumulate import accumulate_stage, exact_width, sticky_flag
 
 __all__ = ["NestedMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]
 
