@@ -18,7 +18,7 @@ import pytest
 
 import cocotb
 
-from golden import ops
+from golden import defaults, ops
 from golden.engine import plan_dense, reference_dense
 from golden.formats import AccumulatorSpec, AddConstants, IntFormat
 from sim.checker import compare
@@ -118,9 +118,9 @@ async def residual_add(dut):
 
 
 # ------------------------------------------------------------------------------- pytest
-#: Engine geometry shared with the whole-network test (one build serves both).
-ENGINE = {"lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
-          "acc_max": 32, "m_bits": 16, "candidates": [2, 4, 6, 8]}
+#: Engine geometry shared with the whole-network test and the report (one build serves
+#: both simulations): the catalog's engine sizing.
+ENGINE = dict(defaults.ENGINE)
 
 
 @pytest.mark.simulator

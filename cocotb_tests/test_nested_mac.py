@@ -23,6 +23,7 @@ from cocotb.triggers import FallingEdge, ReadOnly
 
 from golden import ops
 from golden.formats import AccumulatorSpec
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage, operand_class
 from sim.packing import pack, unpack
@@ -222,22 +223,10 @@ def test_nested_mac(cocotb_run, sim, n, variant, mode, overflow, acc_width):
     assert len(s.passed) == 3
 
 
+# Every parameter set of nested_mac that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
 @pytest.mark.simulator
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("mode,overflow", [("floor", "wrap"), ("round", "saturate")])
-def test_bitserial_mac(cocotb_run, sim, mode, overflow):
-    s = cocotb_run(sim, "bitserial_mac", {"n": 8, "pes": 4, "mode": mode, "overflow": overflow,
-                                          "acc_width": 19, "max_terms": 16,
-                                          "candidates": [1, 2, 4, 6, 8]},
-                   MODULE, test_params={"seed": 3, "packets": 20})
-    assert len(s.passed) == 3
-
-
-@pytest.mark.simulator
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
-def test_int_mac(cocotb_run, sim, overflow):
-    s = cocotb_run(sim, "int_mac", {"n": 8, "pes": 4, "overflow": overflow, "acc_width": 19,
-                                     "max_terms": 16},
-                   MODULE, test_params={"seed": 5, "packets": 40})
+@pytest.mark.parametrize("params", cost_points("nested_mac"), ids=lambda p: str(p.get("n", "")))
+def test_nested_mac_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "nested_mac", params, MODULE, test_params={"seed": 11, "packets": 6})
     assert len(s.passed) == 3

@@ -15,6 +15,7 @@ import pytest
 import cocotb
 
 from golden import ops
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage
 from sim.packing import pack, unpack
@@ -120,4 +121,13 @@ def test_nested_shift(cocotb_run, sim, n, mode, signed):
     s = cocotb_run(sim, "nested_shift", {"n": n, "mode": mode, "signed": signed,
                                          "candidates": [b for b in (1, 2, 3, 4, 6, 8) if b <= n]},
                    MODULE, test_params={"seed": n})
+    assert len(s.passed) == 2
+
+
+# Every parameter set of nested_shift that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("nested_shift"), ids=lambda p: str(p.get("n", "")))
+def test_nested_shift_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "nested_shift", params, MODULE, test_params={"seed": 8})
     assert len(s.passed) == 2

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import pytest
 
+from golden import defaults
 from golden.testing import random_network
 from sim import runner
 from sim.network import verify_network
 
-#: same as cocotb_tests/test_engine.py ENGINE (kept literal: pytest imports test files
-#: under their own names, and one build per geometry is the point)
-ENGINE = {"lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
-          "acc_max": 32, "m_bits": 16, "candidates": [2, 4, 6, 8]}
+#: the catalog's engine sizing, as in cocotb_tests/test_engine.py (one build serves both)
+ENGINE = dict(defaults.ENGINE)
 
 
 @pytest.fixture(scope="module")
