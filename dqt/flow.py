@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["register", "run_flow", "PRESETS"]
+__all__ = ["register", "run_flow", "PRESETS", "stage_sources", "stage_digests"]
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The sky130 HD liberty beside the checkout (read from there, never copied into the tree).
@@ -43,11 +43,69 @@ def _hash_files(paths) -> str:
     return h.hexdigest()
 
 
-def _src(*packages) -> str:
-    files = []
-    for pkg in packages:
-        files += list((ROOT / pkg).rglob("*.py"))
-    return _hash_files(files)
+#: The project's packages: imports of these are followed when a stage's sources are listed.
+PACKAGES = ("golden", "rtl", "sim", "reports", "training", "dqt")
+
+#: Entry modules of each stage (what the stage imports, directly or lazily, is followed
+#: from here; the cocotb module the simulation loads by name is listed as well).
+STAGE_ENTRIES = {
+    "train": ("training.train",),
+    "eval": ("training.evaluate",),
+    "rtl": ("rtl.generate",),
+    "sim": ("sim.network", "sim.network_tb"),
+    "report": ("reports.build",),
+}
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    p = root.joinpath(*name.split("."))
+    for f in (p / "__init__.py", p.with_suffix(".py")):
+        if f.is_file():
+            return f
+    return None
+
+
+def _imported(path: Path, name: str, root: Path) -> set[str]:
+    """Project modules ``path`` (module ``name``) imports anywhere, lazy imports included."""
+    import ast
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = pkg.split(".")[:len(pkg.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # modules named in data and imported by importlib ("rtl.nested_mac:NestedMac",
+            # "golden.ops.nested_mac"): the operator catalog
+            ref = node.value.split(":")[0]
+            found |= {ref, ref.rpartition(".")[0]}
+    return {m for m in found if m.split(".")[0] in PACKAGES and _module_file(m, root)}
+
+
+def stage_sources(entries, root: Path = ROOT) -> list[Path]:
+    """Every project source file the entry modules import, transitively (their packages'
+    ``__init__`` files included)."""
+    todo, seen = list(entries), set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parents = [".".join(m.split(".")[:i]) for i in range(1, len(m.split(".")))]
+        todo += [p for p in parents if p not in seen]
+        todo += sorted(_imported(_module_file(m, root), m, root) - seen)
+    return sorted(_module_file(m, root) for m in seen)
+
+
+def stage_digests(root: Path = ROOT) -> dict[str, str]:
+    """Stage -> digest of the sources it imports (part of each stage's cache key)."""
+    return {stage: _hash_files(stage_sources(e, root)) for stage, e in STAGE_ENTRIES.items()}
 
 
 def _dir_digest(d) -> str:
@@ -101,6 +159,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     t_start = time.perf_counter()
+    src = stage_digests()
     art = out / "artifact"
     vdir = out / "verilog"
     rdir = out / "report"
@@ -109,7 +168,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         from training.train import train_digits
         return train_digits(art, progress=True, **preset["train"])
 
-    train = _stage(state, "train", _key(preset["train"], _src("golden", "training")),
+    train = _stage(state, "train", _key(preset["train"], src["train"]),
                    [art / "manifest.json"], do_train, log)
     art_digest = _dir_digest(art)
 
@@ -119,14 +178,14 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         (out / "eval.json").write_text(json.dumps(r, indent=1))
         return r
 
-    ev = _stage(state, "eval", _key(art_digest, _src("golden", "training")), [out / "eval.json"], do_eval, log)
+    ev = _stage(state, "eval", _key(art_digest, src["eval"]), [out / "eval.json"], do_eval, log)
 
     def do_rtl():
         from rtl.generate import generate
         m = generate(vdir, progress=True)
         return {"files": len(m.get("modules", m.get("files", []))) if isinstance(m, dict) else None}
 
-    rtl = _stage(state, "rtl", _key(_src("rtl", "golden")), [vdir / "manifest.json"], do_rtl, log)
+    rtl = _stage(state, "rtl", _key(src["rtl"]), [vdir / "manifest.json"], do_rtl, log)
     v_digest = _dir_digest(vdir)
 
     def do_sim():
@@ -136,7 +195,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         return r
 
     sim = _stage(state, "sim", _key(art_digest, v_digest, preset["sim_images"], preset["sim_modes"], simulator,
-                                    _src("sim", "rtl")),
+                                    src["sim"]),
                  [out / "sim.json"], do_sim, log)
     if sim.get("mismatches", 1) != 0:
         raise DQTValueError(f"RTL check found {sim.get('mismatches')} mismatches against the golden model; "
@@ -153,7 +212,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
 
     lib_digest = _hash_files([lib]) if lib and Path(lib).is_file() else str(lib)
     rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], preset["report_rtl"],
-                                       preset["report_designs"], _src("reports", "rtl")),
+                                       preset["report_designs"], src["report"]),
                  [rdir / "index.html", rdir / "summary.json"], do_report, log)
 
     summary = {
