@@ -1,6 +1,6 @@
 """Bit-serial nested MAC (``rtl.bitserial_mac.BitserialMac``) against the golden model.
 
-The packet testbench is the dot-product MACs' one (``cocotb_tests/test_nested_mac.py``):
+The packet testbench is the dot-product MACs' one (:mod:`sim.mac_tb`):
 same ports, same golden scoreboard, ``golden.ops.bitserial_mac``.
 """
 from __future__ import annotations
@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from rtl.registry import cost_points
-
-from test_nested_mac import precision_change_every_beat_stream, random_packets  # noqa: F401
+from sim.mac_tb import precision_change_every_beat_stream, random_packets  # noqa: F401
 
 MODULE = Path(__file__).stem
 
@@ -32,5 +31,5 @@ def test_bitserial_mac(cocotb_run, sim, mode, overflow):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("bitserial_mac"), ids=lambda p: str(p.get("n", "")))
 def test_bitserial_mac_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "bitserial_mac", params, MODULE, test_params={"seed": 12, "packets": 4})
+    s = cocotb_run("icarus", "bitserial_mac", params, MODULE, test_params={"seed": 12, "packets": 25})
     assert len(s.passed) == 3

@@ -1,6 +1,6 @@
 """Fixed-precision integer MAC (``rtl.int_mac.IntMac``) against the golden model.
 
-The packet testbench is the dot-product MACs' one (``cocotb_tests/test_nested_mac.py``):
+The packet testbench is the dot-product MACs' one (:mod:`sim.mac_tb`):
 same ports, same golden scoreboard, ``golden.ops.int_mac``.
 """
 from __future__ import annotations
@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from rtl.registry import cost_points
-
-from test_nested_mac import precision_change_every_beat_stream, random_packets  # noqa: F401
+from sim.mac_tb import precision_change_every_beat_stream, random_packets  # noqa: F401
 
 MODULE = Path(__file__).stem
 
@@ -31,5 +30,5 @@ def test_int_mac(cocotb_run, sim, overflow):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("int_mac"), ids=lambda p: str(p.get("n", "")))
 def test_int_mac_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "int_mac", params, MODULE, test_params={"seed": 13, "packets": 8})
+    s = cocotb_run("icarus", "int_mac", params, MODULE, test_params={"seed": 13, "packets": 25})
     assert len(s.passed) == 3

@@ -25,7 +25,7 @@ PRESETS = {
     # make demo: the default training recipe, every held-out image through the RTL engine in
     # dynamic mode (the controller's per-input precisions), the n = 8 operator designs.
     "full": {"train": {}, "sim_images": 360, "sim_modes": ["dynamic"], "report_fast": True,
-             "report_rtl": False, "report_designs": None},
+             "report_rtl": True, "report_designs": None},
     # dqt flow --fast (CI smoke test): a short training run, a few images in every mode, three
     # designs that carry the headline comparison.
     "fast": {"train": {"fp32_epochs": 4, "qat_epochs": 3, "batch_size": 128}, "sim_images": 6,
@@ -208,10 +208,12 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
     def do_report():
         from reports.build import build_report
         return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"],
-                            include_rtl=preset["report_rtl"], designs=preset["report_designs"])
+                            include_rtl=preset["report_rtl"], designs=preset["report_designs"],
+                            sim_result=out / "sim.json")
 
     lib_digest = _hash_files([lib]) if lib and Path(lib).is_file() else str(lib)
-    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], preset["report_rtl"],
+    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, sim.get("engine_cycles"),
+                                       preset["report_fast"], preset["report_rtl"],
                                        preset["report_designs"], src["report"]),
                  [rdir / "index.html", rdir / "summary.json"], do_report, log)
 

@@ -17,18 +17,19 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from golden.formats import DQTValueError
 
 from .cache import cache_dir
-from .tools import find_tool, resolve_liberty, tool_version, warn_first_yosys
+from .tools import ToolError, find_tool, resolve_liberty, tool_version, warn_first_yosys
 
 __all__ = ["build_report", "SUMMARY_KEYS", "DESIGN_KEYS"]
 
-SUMMARY_KEYS = ("designs", "transition", "accuracy", "provenance", "notes", "headline")
-DESIGN_KEYS = ("name", "transistors", "sky130_um2", "ice40_luts", "ecp5_luts",
+SUMMARY_KEYS = ("designs", "transition", "accuracy", "provenance", "notes", "headline", "engine")
+DESIGN_KEYS = ("name", "catalog", "source", "transistors", "sky130_um2", "ice40_luts", "ecp5_luts",
                "fmax_mhz_ice40", "sta_critical_path_ns", "energy_pj_per_mac",
                "energy_pj_per_mac_model")
 
@@ -70,10 +71,11 @@ def _artifact_digest(artifact):
 
 
 def _headline(designs):
-    """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline (n = 8)."""
+    """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline vs the
+    layer engine (n = 8)."""
     want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
             "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
-            "fp32_requant_n8", "requantize_n8"]
+            "fp32_requant_n8", "requantize_n8", "engine"]
     by = {d["name"]: d for d in designs}
     rows = []
     for name in want:
@@ -89,6 +91,57 @@ def _headline(designs):
     return rows
 
 
+#: Modes of the engine figures: every static width, the trained per-layer widths, dynamic.
+ENGINE_MODES = ("2", "4", "6", "8", "static", "dynamic")
+
+
+def engine_summary(rows, sim_result=None) -> dict | None:
+    """The summary's ``engine`` object: the costed engine's area and SRAM bits, and the
+    cycles per image the RTL simulation of the trained network (``dqt sim``'s result)
+    measured per mode. Gate-level energy of the engine is not simulated (see
+    docs/reports.md, limits): those fields are null and the note says why."""
+    row = next((r for r in rows if r["family"] == "engine"), None)
+    if row is None:
+        return None
+    from rtl.registry import Parameters
+    e = {"name": row["name"], "params": Parameters("engine", row["params"]).params,
+         "sky130_um2": row["sky130_um2"], "memory_bits": row["memory_bits"],
+         "cycles_per_image": {}, "energy_uj_per_image": dict.fromkeys(ENGINE_MODES),
+         "energy_pj_per_mac": dict.fromkeys(ENGINE_MODES), "images_sampled": 0,
+         "note": "energy per image and per MAC are not measured: the engine's weight and "
+                 "input memories are SRAM macros outside the gate-level netlist, which the "
+                 "gate-level simulator cannot run"}
+    if sim_result is None:
+        e["note"] += "; no `dqt sim` result given, so no cycle counts"
+        return e
+    r = json.loads(Path(sim_result).read_text())
+    imgs = int(r.get("images") or 0)
+    by_mode = r.get("engine_cycles_by_mode") or {}
+    e["images_sampled"] = imgs
+    e["cycles_per_image"] = {m: round(by_mode[m] / imgs) for m in ENGINE_MODES
+                             if m in by_mode and imgs}
+    if r.get("engine") and Parameters("engine", r["engine"]) != Parameters("engine", row["params"]):
+        e["note"] += (f"; cycles were measured on the engine sized for the network "
+                      f"({json.dumps(r['engine'], sort_keys=True)})")
+    return e
+
+
+#: Note prefixes of a design step that failed (rather than one not requested or not possible).
+_FAILED = ("build:", "synthesis", "pnr ", "sta timing", "activity energy")
+
+
+def _dropped(rows) -> list[str]:
+    """A note and a warning for every design that lost a figure to a failed step."""
+    out = []
+    for r in rows:
+        failed = [n for n in r["notes"] if n.startswith(_FAILED)]
+        if failed:
+            msg = f"design {r['name']} is missing figures: {'; '.join(failed)}"
+            warnings.warn(msg)
+            out.append(msg)
+    return out
+
+
 def _cost_hint(d) -> int:
     """Rough relative synthesis cost of a design (scheduling order only)."""
     if d.family == "engine":
@@ -99,7 +152,8 @@ def _cost_hint(d) -> int:
 
 
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
-                 include_rtl: bool = True, progress: bool = True, designs=None) -> dict:
+                 include_rtl: bool = True, progress: bool = True, designs=None,
+                 sim_result=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
 
     Parameters
@@ -118,6 +172,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         Worker processes for the per-design runs.
     designs : list of str or None
         Restrict the run to these design names (default: the whole list).
+    sim_result : path or None
+        ``dqt sim --json`` result of the same artifact: the engine's cycles per image.
     """
     from tqdm import tqdm
 
@@ -166,8 +222,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
             v, top = cost_designs((4,), include_engine=False)[0].verilog()
             try:
                 synth(v, top, "cmos")
-            except Exception:
-                pass
+            except ToolError as e:     # the designs' own runs report it, per design
+                warnings.warn(f"yosys warm-up run failed: {str(e).splitlines()[0]}")
         results = {}
         # longest first, so that no worker is left alone with the engine at the end
         order = sorted(designs, key=_cost_hint, reverse=True)
@@ -189,6 +245,7 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     rows = [results[d.name] for d in designs]
+    notes += _dropped(rows)
 
     by = {r["name"]: r for r in rows}
     measured = {}
@@ -211,6 +268,7 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         "transition": trans,
         "accuracy": wl.accuracy if net is not None else {},
         "headline": _headline(rows),
+        "engine": engine_summary(rows, sim_result),
         "notes": notes,
         "provenance": _provenance(lib, artifact, wl, fast, jobs),
     }

@@ -145,7 +145,9 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
     B = np.array(net.candidate_bits, dtype=np.int64)
     overflow_mismatch = []
     t0 = time.monotonic()
+    cycles_by_mode = {}
     for mode in modes:
+        before = tb.cycles_busy
         bits_arg = None if mode == "static" else ("dynamic" if mode == "dynamic" else int(mode))
         res = run_network(net, x, bits=bits_arg, trace=True)
         bits = res.bits.copy()
@@ -171,6 +173,7 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             prev = name
             if name == tap:
                 bits = await _controller(tb, net, env[tap], res, bits, qidx, B, mode, chk, stats)
+        cycles_by_mode[str(mode)] = int(tb.cycles_busy - before)
         if log:
             log(f"mode {mode}: {chk.elements} elements checked so far, {chk.mismatches} mismatches")
     sim_s = time.monotonic() - t0
@@ -182,7 +185,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             "elements_checked": chk.elements, "mismatches": mism,
             "overflow_mismatches": overflow_mismatch,
             "verified_macs": stats["verified_macs"], "sim_seconds": round(sim_s, 3),
-            "engine_cycles": int(tb.cycles_busy), "first_mismatch": chk.first,
+            "engine_cycles": int(tb.cycles_busy), "engine_cycles_by_mode": cycles_by_mode,
+            "first_mismatch": chk.first,
             "per_layer": chk.layers}
 
 
