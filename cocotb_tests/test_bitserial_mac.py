@@ -31,5 +31,6 @@ def test_bitserial_mac(cocotb_run, sim, mode, overflow):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("bitserial_mac"), ids=lambda p: str(p.get("n", "")))
 def test_bitserial_mac_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "bitserial_mac", params, MODULE, test_params={"seed": 12, "packets": 25})
+    s = cocotb_run("icarus", "bitserial_mac", params, MODULE,
+                   test_params={"seed": 12, "packets": 25})
     assert len(s.passed) == 3

@@ -101,5 +101,6 @@ def test_fp32_requant(cocotb_run, sim, acc_width, n, signed):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("fp32_requant"), ids=lambda p: str(p.get("n", "")))
 def test_fp32_requant_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "fp32_requant", params, MODULE, test_params={"seed": 8})
+    s = cocotb_run("icarus", "fp32_requant", params, MODULE,
+                   test_params={"seed": 8})
     assert len(s.passed) == 1

@@ -30,5 +30,6 @@ def test_int_mac(cocotb_run, sim, overflow):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("int_mac"), ids=lambda p: str(p.get("n", "")))
 def test_int_mac_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "int_mac", params, MODULE, test_params={"seed": 13, "packets": 25})
+    s = cocotb_run("icarus", "int_mac", params, MODULE,
+                   test_params={"seed": 13, "packets": 25})
     assert len(s.passed) == 3

@@ -46,5 +46,6 @@ def test_nested_mac(cocotb_run, sim, n, variant, mode, overflow, acc_width):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("nested_mac"), ids=lambda p: str(p.get("n", "")))
 def test_nested_mac_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "nested_mac", params, MODULE, test_params={"seed": 11, "packets": 25})
+    s = cocotb_run("icarus", "nested_mac", params, MODULE,
+                   test_params={"seed": 11, "packets": 25})
     assert len(s.passed) == 3

@@ -129,5 +129,6 @@ def test_nested_shift(cocotb_run, sim, n, mode, signed):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("nested_shift"), ids=lambda p: str(p.get("n", "")))
 def test_nested_shift_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "nested_shift", params, MODULE, test_params={"seed": 8})
+    s = cocotb_run("icarus", "nested_shift", params, MODULE,
+                   test_params={"seed": 8})
     assert len(s.passed) == 2

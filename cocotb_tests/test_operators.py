@@ -229,7 +229,8 @@ def test_dot_operator(cocotb_run, sim, comp):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("paper_dot"), ids=lambda p: str(p.get("n", "")))
 def test_paper_dot_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "paper_dot", params, MODULE, test_params={"seed": 4, "packets": 60})
+    s = cocotb_run("icarus", "paper_dot", params, MODULE,
+                   test_params={"seed": 4, "packets": 60})
     assert len(s.passed) == 1
 
 
@@ -238,5 +239,6 @@ def test_paper_dot_cost_points(cocotb_run, params):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("factored_dot"), ids=lambda p: str(p.get("n", "")))
 def test_factored_dot_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "factored_dot", params, MODULE, test_params={"seed": 4, "packets": 60})
+    s = cocotb_run("icarus", "factored_dot", params, MODULE,
+                   test_params={"seed": 4, "packets": 60})
     assert len(s.passed) == 1

@@ -114,5 +114,6 @@ def test_requantize(cocotb_run, sim, acc_width, m_bits, n, signed):
 @pytest.mark.simulator
 @pytest.mark.parametrize("params", cost_points("requantize"), ids=lambda p: str(p.get("n", "")))
 def test_requantize_cost_points(cocotb_run, params):
-    s = cocotb_run("icarus", "requantize", params, MODULE, test_params={"seed": 8})
+    s = cocotb_run("icarus", "requantize", params, MODULE,
+                   test_params={"seed": 8})
     assert len(s.passed) == 1

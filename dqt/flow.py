@@ -129,10 +129,9 @@ class _State:
         return None
 
     def store(self, stage, key, result):
+        from golden.atomic import atomic_write_text
         self.data[stage] = {"key": key, "result": result}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str))
 
 
 def _stage(state, name, key, outputs, fn, log):

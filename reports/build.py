@@ -151,59 +151,9 @@ def _cost_hint(d) -> int:
     return base + d.n
 
 
-def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
-                 include_rtl: bool = True, progress: bool = True, designs=None,
-                 sim_result=None) -> dict:
-    """Build the whole report into ``out_dir``; return the summary dict.
-
-    Parameters
-    ----------
-    out_dir : path
-        Output directory (replaced atomically).
-    artifact : path or None
-        Integer network artifact (workload vectors, accuracy vs BitOPs); None uses a
-        stand-in network with random weights and says so.
-    liberty : path or None
-        Liberty file (``.lib`` or ``.lib.gz``); None falls back to ``$DQT_LIBERTY``; absent:
-        sky130 area, STA and activity-based energy are null.
-    fast : bool
-        n = 8 designs only, no Xilinx runs, a shorter workload.
-    jobs : int
-        Worker processes for the per-design runs.
-    designs : list of str or None
-        Restrict the run to these design names (default: the whole list).
-    sim_result : path or None
-        ``dqt sim --json`` result of the same artifact: the engine's cycles per image.
-    """
-    from tqdm import tqdm
-
-    from golden.network import load_network
+def _select(only, fast, include_rtl):
+    """The design list, restricted to the names in ``only`` (None: all of them)."""
     from .designs import default_designs
-    from .evaluate import evaluate_design, save_workload
-    from .render import write_outputs
-    from .transition import (artifact_layers, resnet18_cifar_layers,
-                             resnet50_imagenet_layers, transition_table)
-    from .workload import build_workload
-
-    jobs = int(jobs)
-    if jobs < 1:
-        raise DQTValueError(f"jobs={jobs} must be >= 1")
-    lib = resolve_liberty(liberty)
-    net = load_network(artifact) if artifact else None
-    notes = []
-    if net is None:
-        notes.append("no artifact given: workload vectors come from a stand-in network with "
-                     "random weights; accuracy figures are not meaningful")
-    if lib is None:
-        notes.append("no liberty file: sky130 area, OpenSTA timing and activity-based energy "
-                     "are null")
-    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "sta"):
-        if find_tool(t) is None:
-            notes.append(f"{t} not found: the fields that need it are null")
-    t0 = time.time()
-    wl = build_workload(net, cycles=64 if fast else 128, lanes=64 if fast else 128,
-                        seed=WORKLOAD_SEED)
-    only = designs
     designs = default_designs(fast, include_rtl)
     if only is not None:
         known = {d.name for d in designs}
@@ -211,6 +161,14 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         if bad:
             raise DQTValueError(f"unknown design(s) {bad}; known: {sorted(known)}")
         designs = [d for d in designs if d.name in set(only)]
+    return designs
+
+
+def _run_designs(designs, wl, fast, lib, include_rtl, jobs, progress) -> dict:
+    """name -> evaluation result of every design, in ``jobs`` worker processes."""
+    from tqdm import tqdm
+
+    from .evaluate import evaluate_design, save_workload
     scratch = Path(tempfile.mkdtemp(prefix="report-", dir=cache_dir()))
     try:
         wl_path = save_workload(wl, scratch / "workload.npz")
@@ -244,9 +202,13 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         bar.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    rows = [results[d.name] for d in designs]
-    notes += _dropped(rows)
+    return results
 
+
+def _transition(rows, net, artifact) -> dict:
+    """The transition-cost table, with the measured per-element figures of the rows."""
+    from .transition import (artifact_layers, resnet18_cifar_layers,
+                             resnet50_imagenet_layers, transition_table)
     by = {r["name"]: r for r in rows}
     measured = {}
     for key, name in (("nested_floor_runtime", "nested_shift_floor_n8"),
@@ -263,6 +225,63 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     trans["measured_note"] = ("measured per element: nested shifter and fp32 requantizer "
                               "gate netlists, activity from the workload, averaged over "
                               "precisions")
+    return trans
+
+
+def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
+                 include_rtl: bool = True, progress: bool = True, designs=None,
+                 sim_result=None) -> dict:
+    """Build the whole report into ``out_dir``; return the summary dict.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output directory (replaced atomically).
+    artifact : path or None
+        Integer network artifact (workload vectors, accuracy vs BitOPs); None uses a
+        stand-in network with random weights and says so.
+    liberty : path or None
+        Liberty file (``.lib`` or ``.lib.gz``); None falls back to ``$DQT_LIBERTY``; absent:
+        sky130 area, STA and activity-based energy are null.
+    fast : bool
+        n = 8 designs only, no Xilinx runs, a shorter workload.
+    jobs : int
+        Worker processes for the per-design runs.
+    designs : list of str or None
+        Restrict the run to these design names (default: the whole list).
+    sim_result : path or None
+        ``dqt sim --json`` result of the same artifact: the engine's cycles per image.
+    """
+    from golden.network import load_network
+    from .render import write_outputs
+    from .workload import build_workload
+
+    jobs = int(jobs)
+    if jobs < 1:
+        raise DQTValueError(f"jobs={jobs} must be >= 1")
+    lib = resolve_liberty(liberty)
+    net = load_network(artifact) if artifact else None
+    notes = []
+    if net is None:
+        notes.append("no artifact given: workload vectors come from a stand-in network with "
+                     "random weights; accuracy figures are not meaningful")
+    if lib is None:
+        notes.append("no liberty file: sky130 area, OpenSTA timing and activity-based energy "
+                     "are null")
+    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5", "sta"):
+        if find_tool(t) is None:
+            notes.append(f"{t} not found: the fields that need it are null")
+    designs = _select(designs, fast, include_rtl)
+    if sim_result is not None and not Path(sim_result).is_file():
+        raise DQTValueError(f"sim result {sim_result} is not a file")
+    t0 = time.time()
+    wl = build_workload(net, cycles=64 if fast else 128, lanes=64 if fast else 128,
+                        seed=WORKLOAD_SEED)
+    results = _run_designs(designs, wl, fast, lib, include_rtl, jobs, progress)
+    rows = [results[d.name] for d in designs]
+    notes += _dropped(rows)
+
+    trans = _transition(rows, net, artifact)
     summary = {
         "designs": rows,
         "transition": trans,

@@ -5,6 +5,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, bits_width, check_candidates, check_int, check_mode, \
@@ -35,8 +36,8 @@ class BitserialMac(wiring.Component):
     a beat at precision b takes b cycles (``cycles_per_beat(b)``).
     """
 
-    def __init__(self, n=8, pes=8, acc_width=None, max_terms=512, mode="floor",
-                 overflow="wrap", candidates=None):
+    def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
+                 overflow=D.OVERFLOW, candidates=None):
         self._n = check_n(n)
         self._pes = check_int("pes", pes, 1, 256)
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)

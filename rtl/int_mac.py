@@ -5,6 +5,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, check_int, check_n, check_overflow, overflow_policy, \
@@ -31,7 +32,7 @@ class IntMac(wiring.Component):
     Latency: 2 cycles from the ``last`` beat to the result; one beat per cycle.
     """
 
-    def __init__(self, n=8, pes=8, acc_width=None, max_terms=512, overflow="wrap"):
+    def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, overflow=D.OVERFLOW):
         self._n = check_n(n)
         self._pes = check_int("pes", pes, 1, 256)
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from golden import defaults
 from golden.formats import DQTValueError
 
 from .controller import TauSchedule
@@ -53,8 +54,8 @@ class Recipe:
     split_seed: int = 0
     test_fraction: float = 0.2
     n: int = 8
-    B: tuple = (2, 4, 6, 8)
-    mode: str = "round"
+    B: tuple = defaults.CANDIDATES
+    mode: str = defaults.MODE.value
     arch: str = "digits_cnn"
     width: int = 16
     hidden: int = 64
