@@ -1,5 +1,5 @@
 """Layer engine (``rtl.engine.Engine``, through ``sim.harness.EngineHarness``) against the
-golden model (``golden.engine.reference_dense`` = ``golden.layers.qdense`` per row, and
+golden model (``rtl.engine_protocol.reference_dense`` = ``golden.layers.qdense`` per row, and
 ``golden.ops.int_add`` for the ADD mode).
 
 Random dense layers with every precision of the candidate set changing from vector to
@@ -19,7 +19,7 @@ import pytest
 import cocotb
 
 from golden import defaults, ops
-from golden.engine import plan_dense, reference_dense
+from rtl.engine_protocol import plan_dense, reference_dense
 from golden.formats import AccumulatorSpec, AddConstants, IntFormat
 from sim.checker import compare
 from sim.coverage import Coverage

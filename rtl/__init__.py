@@ -10,7 +10,7 @@ One component per module, each checked against the golden function of the same n
 ``rtl.requantize.Requantize``       golden.ops.requantize (dyadic rule)
 ``rtl.operators``                IntMul, IntAdd, PaperDot, FactoredDot
 ``rtl.fp32_requant.Fp32Requant``         golden.ops.fp32_requant (the float baseline)
-``rtl.engine.Engine``            golden.layers.qdense / golden.engine (layer engine)
+``rtl.engine.Engine``            golden.layers.qdense / rtl.engine_protocol (layer engine)
 
 ``rtl.registry`` builds any of them from JSON parameters; ``rtl.generate`` writes Verilog.
 """

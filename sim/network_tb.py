@@ -27,7 +27,7 @@ import numpy as np
 import cocotb
 
 from golden import layers as L
-from golden.engine import conv_from_rows, conv_rows, plan_network_layer
+from rtl.engine_protocol import conv_from_rows, conv_rows, plan_network_layer
 from golden.formats import AddConstants, DQTValueError, IntFormat
 from golden.network import QUANT_TYPES, load_network, run_network
 
