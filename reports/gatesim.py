@@ -10,7 +10,7 @@ Contract
 --------
 * One clock; every flip-flop is positive- (or negative-) edge triggered on it and samples at
   the end of each cycle. Asynchronous clear/preset pins are evaluated like synchronous ones
-  (the cost proxies never drive them).
+  (the costed designs never drive them).
 * Zero delay: glitches are not counted, so toggle counts are a lower bound on real activity.
 * Cycle ``t``: inputs take their values for ``t``, combinational logic settles, toggles are
   counted against cycle ``t - 1``, then flip-flops load.
