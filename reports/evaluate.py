@@ -102,7 +102,7 @@ def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=N
 
 def _evaluate(d, fast, liberty, workload_path, fpga):
     from .pnr import place_and_route
-    from .sta import sta_power, sta_timing
+    from .sta import sta_timing
     from .synth import synth_many
 
     res = empty_result(d)
@@ -175,26 +175,28 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
             res["notes"].append(f"activity energy only at the workload's width n={wl.n}")
         return res
 
-    def energy():
-        from rtl.generate import port_table
-        from .gatesim import GateSim, Netlist
-        ports = {p["name"]: p for p in port_table(d.make())}
-        lib = _lib_cells(str(prepare_liberty(liberty)))
-        sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
-        e, act = {}, {}
-        for b in wl.bits:
-            stim, ops, unit = d.driver(wl, b, ports)
-            sr = sim.run(stim)
-            p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
-            # OpenSTA's power is that of one instance; the lanes are independent instances
-            # that together performed ``ops`` operations in cycles x lanes instance-cycles.
-            e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles * sr.lanes / ops
-            act[str(b)] = sr.mean_activity()
-        return e, act
-
-    r = _step(res, "activity energy", energy)
+    r = _step(res, "activity energy", lambda: _activity_energy(d, s, top, liberty, wl))
     if r:
         res["energy_pj_per_mac"], res["mean_activity"] = r
     return res
 
 
+def _activity_energy(d, s, top, liberty, wl):
+    """({b: energy per operation}, {b: mean net activity}) of design ``d``'s sky130 netlist
+    ``s`` driven with the workload at every precision (gate-level toggles into OpenSTA)."""
+    from rtl.generate import port_table
+    from .gatesim import GateSim, Netlist
+    from .sta import sta_power
+    ports = {p["name"]: p for p in port_table(d.make())}
+    lib = _lib_cells(str(prepare_liberty(liberty)))
+    sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
+    e, act = {}, {}
+    for b in wl.bits:
+        stim, ops, unit = d.driver(wl, b, ports)
+        sr = sim.run(stim)
+        p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
+        # OpenSTA's power is that of one instance; the lanes are independent instances
+        # that together performed ``ops`` operations in cycles x lanes instance-cycles.
+        e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles * sr.lanes / ops
+        act[str(b)] = sr.mean_activity()
+    return e, act
