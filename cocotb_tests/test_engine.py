@@ -1,5 +1,5 @@
 """Layer engine (``rtl.engine.Engine``, through ``sim.harness.EngineHarness``) against the
-golden model (``golden.engine.reference_dense`` = ``golden.layers.qdense`` per row, and
+golden model (``rtl.engine_protocol.reference_dense`` = ``golden.layers.qdense`` per row, and
 ``golden.ops.int_add`` for the ADD mode).
 
 Random dense layers with every precision of the candidate set changing from vector to
@@ -18,8 +18,8 @@ import pytest
 
 import cocotb
 
-from golden import ops
-from golden.engine import plan_dense, reference_dense
+from golden import defaults, ops
+from rtl.engine_protocol import plan_dense, reference_dense
 from golden.formats import AccumulatorSpec, AddConstants, IntFormat
 from sim.checker import compare
 from sim.coverage import Coverage
@@ -118,9 +118,9 @@ async def residual_add(dut):
 
 
 # ------------------------------------------------------------------------------- pytest
-#: Engine geometry shared with the whole-network test (one build serves both).
-ENGINE = {"lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
-          "acc_max": 32, "m_bits": 16, "candidates": [2, 4, 6, 8]}
+#: Engine geometry shared with the whole-network test and the report (one build serves
+#: both simulations): the catalog's engine sizing.
+ENGINE = dict(defaults.ENGINE)
 
 
 @pytest.mark.simulator

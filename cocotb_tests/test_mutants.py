@@ -11,8 +11,8 @@ import re
 
 import pytest
 
-#: the testbench module the mutants run under (cocotb_tests/test_shifter.py)
-SHIFTER_TB = "test_shifter"
+#: the testbench module the mutants run under (cocotb_tests/test_nested_shift.py)
+SHIFTER_TB = "test_nested_shift"
 
 
 def _drop_round_bit(text: str) -> str:

@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from golden import defaults
 from golden.formats import DQTValueError
 from golden.testing import random_network
 from sim import runner
@@ -20,10 +21,8 @@ from sim.batch import BatchEngine, run_now
 from sim.network import input_codes, verify_network
 from sim.network_check import run_on_engine
 
-#: same as cocotb_tests/test_engine.py ENGINE (kept literal: pytest imports test files
-#: under their own names, and one build per geometry is the point)
-ENGINE = {"lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
-          "acc_max": 32, "m_bits": 16, "candidates": [2, 4, 6, 8]}
+#: the catalog's engine sizing, as in cocotb_tests/test_engine.py (one build serves both)
+ENGINE = dict(defaults.ENGINE)
 LAYERS = {"conv1", "conv2", "res", "pool", "conv3", "gap", "flat", "fc", "ctrl1", "ctrl2"}
 
 

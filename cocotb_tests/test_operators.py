@@ -21,6 +21,7 @@ import cocotb
 
 from golden import ops
 from golden.formats import AddConstants, IntFormat, MulConstants
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage, operand_class
 from sim.packing import pack, unpack
@@ -231,4 +232,24 @@ def test_elementwise_operator(cocotb_run, sim, case):
 def test_dot_operator(cocotb_run, sim, comp):
     s = cocotb_run(sim, comp, {"c": _mul_json(_DOT), "pes": 4, "max_terms": 16, "zy": 3},
                    MODULE, test_params={"seed": 2, "packets": 160})
+    assert len(s.passed) == 1
+
+
+# Every parameter set of paper_dot that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("paper_dot"), ids=lambda p: str(p.get("n", "")))
+def test_paper_dot_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "paper_dot", params, MODULE,
+                   test_params={"seed": 4, "packets": 60})
+    assert len(s.passed) == 1
+
+
+# Every parameter set of factored_dot that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("factored_dot"), ids=lambda p: str(p.get("n", "")))
+def test_factored_dot_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "factored_dot", params, MODULE,
+                   test_params={"seed": 4, "packets": 60})
     assert len(s.passed) == 1

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["register", "run_flow", "PRESETS"]
+__all__ = ["register", "run_flow", "PRESETS", "stage_sources", "stage_digests"]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,10 +23,9 @@ PRESETS = {
     # make demo: the default training recipe, every held-out image through the RTL engine in
     # dynamic mode (the controller's per-input precisions), the n = 8 operator designs.
     "full": {"train": {}, "sim_images": 360, "sim_modes": ["dynamic"], "report_fast": True,
-             "report_rtl": False, "report_designs": None},
+             "report_rtl": True, "report_designs": None},
     # dqt flow --fast (CI smoke test): a short training run, a few images in every mode, the
-    # headline comparison: the int8 MAC against the nested MAC in both shift modes (the FP32
-    # requantizer's FPGA flows without DSPs take minutes; the full preset has it).
+    # headline comparison: the int MAC against the nested MAC in both shift modes.
     "fast": {"train": {"fp32_epochs": 4, "qat_epochs": 3, "batch_size": 128}, "sim_images": 6,
              "sim_modes": None, "report_fast": True, "report_rtl": False,
              "report_designs": ["int_mac_n8", "nested_mac_floor_right_n8",
@@ -43,11 +42,69 @@ def _hash_files(paths) -> str:
     return h.hexdigest()
 
 
-def _src(*packages) -> str:
-    files = []
-    for pkg in packages:
-        files += list((ROOT / pkg).rglob("*.py"))
-    return _hash_files(files)
+#: The project's packages: imports of these are followed when a stage's sources are listed.
+PACKAGES = ("golden", "rtl", "sim", "reports", "training", "dqt")
+
+#: Entry modules of each stage (what the stage imports, directly or lazily, is followed
+#: from here; the cocotb module the simulation loads by name is listed as well).
+STAGE_ENTRIES = {
+    "train": ("training.train",),
+    "eval": ("training.evaluate",),
+    "rtl": ("rtl.generate",),
+    "sim": ("sim.network", "sim.network_tb"),
+    "report": ("reports.build",),
+}
+
+
+def _module_file(name: str, root: Path) -> Path | None:
+    p = root.joinpath(*name.split("."))
+    for f in (p / "__init__.py", p.with_suffix(".py")):
+        if f.is_file():
+            return f
+    return None
+
+
+def _imported(path: Path, name: str, root: Path) -> set[str]:
+    """Project modules ``path`` (module ``name``) imports anywhere, lazy imports included."""
+    import ast
+    pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = pkg.split(".")[:len(pkg.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # modules named in data and imported by importlib ("rtl.nested_mac:NestedMac",
+            # "golden.ops.nested_mac"): the operator catalog
+            ref = node.value.split(":")[0]
+            found |= {ref, ref.rpartition(".")[0]}
+    return {m for m in found if m.split(".")[0] in PACKAGES and _module_file(m, root)}
+
+
+def stage_sources(entries, root: Path = ROOT) -> list[Path]:
+    """Every project source file the entry modules import, transitively (their packages'
+    ``__init__`` files included)."""
+    todo, seen = list(entries), set()
+    while todo:
+        m = todo.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        parents = [".".join(m.split(".")[:i]) for i in range(1, len(m.split(".")))]
+        todo += [p for p in parents if p not in seen]
+        todo += sorted(_imported(_module_file(m, root), m, root) - seen)
+    return sorted(_module_file(m, root) for m in seen)
+
+
+def stage_digests(root: Path = ROOT) -> dict[str, str]:
+    """Stage -> digest of the sources it imports (part of each stage's cache key)."""
+    return {stage: _hash_files(stage_sources(e, root)) for stage, e in STAGE_ENTRIES.items()}
 
 
 def _dir_digest(d) -> str:
@@ -71,10 +128,9 @@ class _State:
         return None
 
     def store(self, stage, key, result):
+        from golden.atomic import atomic_write_text
         self.data[stage] = {"key": key, "result": result}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str))
 
 
 def _stage(state, name, key, outputs, fn, log):
@@ -113,6 +169,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
     out.mkdir(parents=True, exist_ok=True)
     state = _State(out)
     t_start = time.perf_counter()
+    src = stage_digests()
     art = out / "artifact"
     vdir = out / "verilog"
     rdir = out / "report"
@@ -121,7 +178,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         from training.train import train_digits
         return train_digits(art, progress=True, **preset["train"])
 
-    train = _stage(state, "train", _key(preset["train"], _src("golden", "training")),
+    train = _stage(state, "train", _key(preset["train"], src["train"]),
                    [art / "manifest.json"], do_train, log)
     art_digest = _dir_digest(art)
 
@@ -131,14 +188,14 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         (out / "eval.json").write_text(json.dumps(r, indent=1))
         return r
 
-    ev = _stage(state, "eval", _key(art_digest, _src("golden", "training")), [out / "eval.json"], do_eval, log)
+    ev = _stage(state, "eval", _key(art_digest, src["eval"]), [out / "eval.json"], do_eval, log)
 
     def do_rtl():
         from rtl.generate import generate
         m = generate(vdir, progress=True)
         return {"files": len(m.get("modules", m.get("files", []))) if isinstance(m, dict) else None}
 
-    rtl = _stage(state, "rtl", _key(_src("rtl", "golden")), [vdir / "manifest.json"], do_rtl, log)
+    rtl = _stage(state, "rtl", _key(src["rtl"]), [vdir / "manifest.json"], do_rtl, log)
     v_digest = _dir_digest(vdir)
 
     def do_sim():
@@ -148,7 +205,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         return r
 
     sim = _stage(state, "sim", _key(art_digest, v_digest, preset["sim_images"], preset["sim_modes"], simulator,
-                                    _src("sim", "rtl")),
+                                    src["sim"]),
                  [out / "sim.json"], do_sim, log)
     if sim.get("mismatches", 1) != 0:
         raise DQTValueError(f"RTL check found {sim.get('mismatches')} mismatches against the golden model; "
@@ -157,11 +214,13 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
     def do_report():
         from reports.build import build_report
         return build_report(rdir, artifact=art, liberty=lib, fast=preset["report_fast"],
-                            include_rtl=preset["report_rtl"], designs=preset["report_designs"])
+                            include_rtl=preset["report_rtl"], designs=preset["report_designs"],
+                            sim_result=out / "sim.json")
 
     lib_digest = _hash_files([lib]) if lib and Path(lib).is_file() else str(lib)
-    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, preset["report_fast"], preset["report_rtl"],
-                                       preset["report_designs"], _src("reports", "rtl")),
+    rep = _stage(state, "report", _key(art_digest, v_digest, lib_digest, sim.get("engine_cycles"),
+                                       preset["report_fast"], preset["report_rtl"],
+                                       preset["report_designs"], src["report"]),
                  [rdir / "index.html", rdir / "summary.json"], do_report, log)
 
     summary = {

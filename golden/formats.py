@@ -16,6 +16,7 @@ __all__ = [
     "NestedMode",
     "Overflow",
     "RequantRule",
+    "Alignment",
     "IntFormat",
     "Dyadic",
     "AccumulatorSpec",
@@ -74,6 +75,22 @@ class Overflow(str, enum.Enum):
         except ValueError:
             raise DQTValueError(
                 f"overflow policy {value!r} is not one of {[m.value for m in cls]}") from None
+
+
+class Alignment(str, enum.Enum):
+    """Where a nested b-bit operand sits in the multiplier (docs/rtl.md): right-aligned
+    (b-bit code, product re-scaled by 2k) or MSB-aligned (master word, low k bits zero)."""
+
+    RIGHT = "right"
+    MSB = "msb"
+
+    @classmethod
+    def parse(cls, value) -> "Alignment":
+        try:
+            return cls(value.value if isinstance(value, enum.Enum) else value)
+        except ValueError:
+            raise DQTValueError(
+                f"alignment {value!r} is not one of {[m.value for m in cls]}") from None
 
 
 class RequantRule(str, enum.Enum):

@@ -14,15 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import layers as L
+from .atomic import atomic_write_dir
 from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, NestedMode, \
     Overflow, RequantRule, MAX_MASTER_WIDTH
 from .loader import ArtifactError, read_arrays, read_json
@@ -357,26 +355,6 @@ def validate_network(manifest: dict, arrays: dict, check_hashes: bool = True) ->
     if unused:
         _fail("manifest.arrays", f"arrays {sorted(unused)} are not used by any layer")
     return propagate_shapes(manifest, arrays)
-
-
-def atomic_write_dir(out: Path, writer):
-    """Run ``writer(tmp_dir)`` in a fresh directory beside ``out``, then rename it into place
-    (replacing an old ``out``); on any error nothing is left behind."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        writer(tmp)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _write_npz(path: Path, arrays: dict) -> None:

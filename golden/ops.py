@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import defaults as D
 from .formats import (
     AccumulatorSpec, AddConstants, DQTValueError, IntFormat, MulConstants, NestedMode,
     Overflow, RequantRule, check_bits,
@@ -20,7 +21,7 @@ __all__ = [
     "accumulate",
     "nested_mac",
     "bitserial_mac",
-    "int8_mac",
+    "int_mac",
     "requantize",
     "int_mul",
     "int_add",
@@ -52,7 +53,7 @@ def rshift_round(v, S):
     return (v + (_I64(1) << _I64(S - 1))) >> _I64(S)
 
 
-def nested_shift(q, n: int, bits: int, mode="floor", signed: bool = False):
+def nested_shift(q, n: int, bits: int, mode=D.MODE, signed: bool = False):
     """Convert master-width codes q (n bits) to ``bits`` bits by the nested rule.
 
     floor: q >> k (arithmetic); round: clamp((q + 2^(k-1)) >> k, lo_b, hi_b), k = n - bits.
@@ -87,8 +88,8 @@ def accumulate(exact, acc: AccumulatorSpec):
     return wrapped, over
 
 
-def nested_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode="floor", bias=0,
-               variant: str = "right"):
+def nested_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bias=0,
+               variant=D.ALIGNMENT):
     """Dot product of unsigned activation codes x and signed weight codes w at ``bits``.
 
     Both operands are nested-shifted to ``bits``; the result is in master units:
@@ -109,7 +110,7 @@ def nested_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode="floor", bias
     return accumulate(s + _as_i64(bias, "bias"), acc)
 
 
-def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode="floor", bias=0):
+def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bias=0):
     """Bit-serial MSB-first nested MAC: the same value as :func:`nested_mac`.
 
     The hardware consumes the nested weight's bits MSB first for ``bits`` cycles; stopping
@@ -118,7 +119,7 @@ def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode="floor", b
     return nested_mac(x, w, n, bits, acc, mode, bias, "right")
 
 
-def int8_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):
+def int_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):
     """Plain fixed-precision MAC (the reference design): sum x*w + bias, no nesting."""
     IntFormat(n, False).check(_as_i64(x), "x")
     IntFormat(n, True).check(_as_i64(w), "w")

@@ -1,7 +1,6 @@
 """Area, timing and energy reports of the DQT operators (``dqt report``).
 
-``reports.designs``      the design list (data): name, builder, workload driver
-``reports.datapaths``    registered single-lane proxies of the operators, for cost sweeps
+``reports.designs``      the design list: catalog cost points (rtl.registry), workload drivers
 ``reports.synth``        Yosys: transistors, sky130 area + netlist, FPGA resources
 ``reports.pnr``          nextpnr Fmax behind a registered wrapper
 ``reports.sta``          OpenSTA critical path and power with annotated activity

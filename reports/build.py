@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -24,12 +25,12 @@ from golden.formats import DQTValueError
 
 from .cache import cache_dir
 from .liberty import Liberty, missing_hints
-from .tools import find_tool, resolve_liberty, tool_version, warn_first_yosys
+from .tools import ToolError, find_tool, resolve_liberty, tool_version, warn_first_yosys
 
 __all__ = ["build_report", "SUMMARY_KEYS", "DESIGN_KEYS"]
 
-SUMMARY_KEYS = ("designs", "transition", "accuracy", "provenance", "notes", "headline")
-DESIGN_KEYS = ("name", "transistors", "sky130_um2", "ice40_luts", "ecp5_luts",
+SUMMARY_KEYS = ("designs", "transition", "accuracy", "provenance", "notes", "headline", "engine")
+DESIGN_KEYS = ("name", "catalog", "source", "transistors", "sky130_um2", "ice40_luts", "ecp5_luts",
                "fmax_mhz_ice40", "sta_critical_path_ns", "energy_pj_per_mac",
                "energy_pj_per_mac_model")
 
@@ -71,10 +72,11 @@ def _artifact_digest(artifact):
 
 
 def _headline(designs):
-    """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline (n = 8)."""
+    """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline vs the
+    layer engine (n = 8)."""
     want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
             "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
-            "fp32_requant_n8", "requantizer_n8"]
+            "fp32_requant_n8", "requantize_n8", "engine"]
     by = {d["name"]: d for d in designs}
     rows = []
     for name in want:
@@ -90,13 +92,64 @@ def _headline(designs):
     return rows
 
 
+#: Modes of the engine figures: every static width, the trained per-layer widths, dynamic.
+ENGINE_MODES = ("2", "4", "6", "8", "static", "dynamic")
+
+
+def engine_summary(rows, sim_result=None) -> dict | None:
+    """The summary's ``engine`` object: the costed engine's area and SRAM bits, and the
+    cycles per image the RTL simulation of the trained network (``dqt sim``'s result)
+    measured per mode. Gate-level energy of the engine is not simulated (see
+    docs/reports.md, limits): those fields are null and the note says why."""
+    row = next((r for r in rows if r["family"] == "engine"), None)
+    if row is None:
+        return None
+    from rtl.registry import Parameters
+    e = {"name": row["name"], "params": Parameters("engine", row["params"]).params,
+         "sky130_um2": row["sky130_um2"], "memory_bits": row["memory_bits"],
+         "cycles_per_image": {}, "energy_uj_per_image": dict.fromkeys(ENGINE_MODES),
+         "energy_pj_per_mac": dict.fromkeys(ENGINE_MODES), "images_sampled": 0,
+         "note": "energy per image and per MAC are not measured: the engine's weight and "
+                 "input memories are SRAM macros outside the gate-level netlist, which the "
+                 "gate-level simulator cannot run"}
+    if sim_result is None:
+        e["note"] += "; no `dqt sim` result given, so no cycle counts"
+        return e
+    r = json.loads(Path(sim_result).read_text())
+    imgs = int(r.get("images") or 0)
+    by_mode = r.get("engine_cycles_by_mode") or {}
+    e["images_sampled"] = imgs
+    e["cycles_per_image"] = {m: round(by_mode[m] / imgs) for m in ENGINE_MODES
+                             if m in by_mode and imgs}
+    if r.get("engine") and Parameters("engine", r["engine"]) != Parameters("engine", row["params"]):
+        e["note"] += (f"; cycles were measured on the engine sized for the network "
+                      f"({json.dumps(r['engine'], sort_keys=True)})")
+    return e
+
+
+#: Note prefixes of a design step that failed (rather than one not requested or not possible).
+_FAILED = ("build:", "synthesis", "pnr ", "sta timing", "activity energy")
+
+
+def _dropped(rows) -> list[str]:
+    """A note and a warning for every design that lost a figure to a failed step."""
+    out = []
+    for r in rows:
+        failed = [n for n in r["notes"] if n.startswith(_FAILED)]
+        if failed:
+            msg = f"design {r['name']} is missing figures: {'; '.join(failed)}"
+            warnings.warn(msg)
+            out.append(msg)
+    return out
+
+
 def _cost_hint(d) -> int:
     """Rough relative synthesis cost of a design (scheduling order only)."""
-    if d.family == "engine" or d.name == "rtl_engine":
+    if d.family == "engine":
         return 1000
-    wide = ("paper_dot", "fp32_requant", "factored_dot", "requantize", "requantizer", "int_mul")
+    wide = ("paper_dot", "fp32_requant", "factored_dot", "requantize", "int_mul")
     base = 100 if any(w in d.name for w in wide) else 10
-    return base * (2 if d.source == "rtl" else 1) + d.n
+    return base + d.n
 
 
 def _result_or_failed(future, design) -> dict:
@@ -113,9 +166,87 @@ def _result_or_failed(future, design) -> dict:
         return res
 
 
+def _select(only, fast, include_rtl):
+    """The design list, restricted to the names in ``only`` (None: all of them)."""
+    from .designs import default_designs
+    designs = default_designs(fast, include_rtl)
+    if only is not None:
+        known = {d.name for d in designs}
+        bad = [n for n in only if n not in known]
+        if bad:
+            raise DQTValueError(f"unknown design(s) {bad}; known: {sorted(known)}")
+        designs = [d for d in designs if d.name in set(only)]
+    return designs
+
+
+def _run_designs(designs, wl, fast, lib, include_rtl, jobs, progress) -> dict:
+    """name -> evaluation result of every design, in ``jobs`` worker processes."""
+    from tqdm import tqdm
+
+    from .evaluate import evaluate_design, save_workload
+    scratch = Path(tempfile.mkdtemp(prefix="report-", dir=cache_dir()))
+    try:
+        wl_path = save_workload(wl, scratch / "workload.npz")
+        if find_tool("yosys"):
+            warn_first_yosys()
+            # one Yosys call first, alone: it pays the WebAssembly compile once for everyone
+            from .synth import synth
+            from .designs import cost_designs
+            v, top = cost_designs((4,), include_engine=False)[0].verilog()
+            try:
+                synth(v, top, "cmos")
+            except ToolError as e:     # the designs' own runs report it, per design
+                warnings.warn(f"yosys warm-up run failed: {str(e).splitlines()[0]}")
+        results = {}
+        # longest first, so that no worker is left alone with the engine at the end
+        order = sorted(designs, key=_cost_hint, reverse=True)
+        args = [(d.name, fast, str(lib) if lib else None, str(wl_path), include_rtl)
+                for d in order]
+        by_name = {d.name: d for d in designs}
+        bar = tqdm(total=len(args), desc="dqt report", unit="design", disable=not progress)
+        if jobs == 1:
+            for a in args:
+                results[a[0]] = evaluate_design(*a)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as ex:
+                futs = {ex.submit(evaluate_design, *a): a[0] for a in args}
+                for f in as_completed(futs):
+                    results[futs[f]] = _result_or_failed(f, by_name[futs[f]])
+                    bar.set_postfix_str(futs[f][:28])
+                    bar.update()
+        bar.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return results
+
+
+def _transition(rows, net, artifact) -> dict:
+    """The transition-cost table, with the measured per-element figures of the rows."""
+    from .transition import (artifact_layers, resnet18_cifar_layers,
+                             resnet50_imagenet_layers, transition_table)
+    by = {r["name"]: r for r in rows}
+    measured = {}
+    for key, name in (("nested_floor_runtime", "nested_shift_floor_n8"),
+                      ("nested_round", "nested_shift_round_n8"),
+                      ("fp32_dequant_requant", "fp32_requant_n8")):
+        e = (by.get(name) or {}).get("energy_pj_per_mac") or {}
+        vals = [v for v in e.values() if v is not None]
+        measured[key] = sum(vals) / len(vals) if vals else None
+    nets = {"resnet18_cifar10": resnet18_cifar_layers(),
+            "resnet50_imagenet": resnet50_imagenet_layers()}
+    if net is not None:
+        nets = {"digits": artifact_layers(net), **nets}
+    trans = transition_table(nets, measured, n=8)
+    trans["measured_note"] = ("measured per element: nested shifter and fp32 requantizer "
+                              "gate netlists, activity from the workload, averaged over "
+                              "precisions")
+    return trans
+
+
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
                  include_rtl: bool = True, progress: bool = True, designs=None,
-                 experiments=None) -> dict:
+                 sim_result=None, experiments=None) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
 
     Parameters
@@ -135,18 +266,14 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         Worker processes for the per-design runs.
     designs : list of str or None
         Restrict the run to these design names (default: the whole list).
+    sim_result : path or None
+        ``dqt sim --json`` result of the same artifact: the engine's cycles per image.
     experiments : path or None
         A ``dqt experiment`` output directory: its results become the report's
         "Experiments" section (:mod:`reports.experiments`).
     """
-    from tqdm import tqdm
-
     from golden.network import load_network
-    from .designs import default_designs
-    from .evaluate import evaluate_design, save_workload
     from .render import write_outputs
-    from .transition import (artifact_layers, resnet18_cifar_layers,
-                             resnet50_imagenet_layers, transition_table)
     from .workload import build_workload
 
     jobs = int(jobs)
@@ -170,74 +297,23 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
         if find_tool(t) is None:
             notes.append(f"{t} not found: the fields that need it are null")
+    designs = _select(designs, fast, include_rtl)
+    if sim_result is not None and not Path(sim_result).is_file():
+        raise DQTValueError(f"sim result {sim_result} is not a file")
     t0 = time.time()
     wl = build_workload(net, cycles=64 if fast else 128, lanes=64 if fast else 128,
                         seed=WORKLOAD_SEED)
-    only = designs
-    designs = default_designs(fast, include_rtl)
-    if only is not None:
-        known = {d.name for d in designs}
-        bad = [n for n in only if n not in known]
-        if bad:
-            raise DQTValueError(f"unknown design(s) {bad}; known: {sorted(known)}")
-        designs = [d for d in designs if d.name in set(only)]
-    scratch = Path(tempfile.mkdtemp(prefix="report-", dir=cache_dir()))
-    try:
-        wl_path = save_workload(wl, scratch / "workload.npz")
-        if find_tool("yosys"):
-            warn_first_yosys()
-            # one Yosys call first, alone: it pays the WebAssembly compile once for everyone
-            from .synth import synth
-            from .designs import proxy_designs
-            v, top = proxy_designs((4,))[0].verilog()
-            try:
-                synth(v, top, "cmos")
-            except Exception:
-                pass
-        results = {}
-        # longest first, so that no worker is left alone with the engine at the end
-        order = sorted(designs, key=_cost_hint, reverse=True)
-        args = [(d.name, fast, str(lib) if lib else None, str(wl_path), include_rtl)
-                for d in order]
-        by_name = {d.name: d for d in designs}
-        bar = tqdm(total=len(args), desc="dqt report", unit="design", disable=not progress)
-        if jobs == 1:
-            for a in args:
-                results[a[0]] = evaluate_design(*a)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as ex:
-                futs = {ex.submit(evaluate_design, *a): a[0] for a in args}
-                for f in as_completed(futs):
-                    results[futs[f]] = _result_or_failed(f, by_name[futs[f]])
-                    bar.set_postfix_str(futs[f][:28])
-                    bar.update()
-        bar.close()
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    results = _run_designs(designs, wl, fast, lib, include_rtl, jobs, progress)
     rows = [results[d.name] for d in designs]
+    notes += _dropped(rows)
 
-    by = {r["name"]: r for r in rows}
-    measured = {}
-    for key, name in (("nested_floor_runtime", "nested_shift_floor_n8"),
-                      ("nested_round", "nested_shift_round_n8"),
-                      ("fp32_dequant_requant", "fp32_requant_n8")):
-        e = (by.get(name) or {}).get("energy_pj_per_mac") or {}
-        vals = [v for v in e.values() if v is not None]
-        measured[key] = sum(vals) / len(vals) if vals else None
-    nets = {"resnet18_cifar10": resnet18_cifar_layers(),
-            "resnet50_imagenet": resnet50_imagenet_layers()}
-    if net is not None:
-        nets = {"digits": artifact_layers(net), **nets}
-    trans = transition_table(nets, measured, n=8)
-    trans["measured_note"] = ("measured per element: nested shifter and fp32 requantizer "
-                              "gate netlists, activity from the workload, averaged over "
-                              "precisions")
+    trans = _transition(rows, net, artifact)
     summary = {
         "designs": rows,
         "transition": trans,
         "accuracy": wl.accuracy if net is not None else {},
         "headline": _headline(rows),
+        "engine": engine_summary(rows, sim_result),
         "notes": notes,
         "provenance": _provenance(lib, artifact, wl, fast, jobs),
     }

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
+
+from golden.atomic import atomic_write_bytes, atomic_write_text
 
 __all__ = ["cache_dir", "cache_key", "cache_get", "cache_put", "atomic_write_text",
            "atomic_write_bytes"]
@@ -50,23 +51,3 @@ def cache_put(kind: str, key: str, value) -> None:
     atomic_write_text(p, json.dumps(value, sort_keys=True, allow_nan=False))
 
 
-def atomic_write_bytes(path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temp file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())

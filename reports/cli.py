@@ -10,7 +10,7 @@ def _run(args) -> int:
     from .build import build_report
     s = build_report(args.out, artifact=args.artifact, liberty=args.liberty, fast=args.fast,
                      jobs=args.jobs, include_rtl=not args.no_rtl, progress=not args.quiet,
-                     experiments=args.experiments)
+                     experiments=args.experiments, sim_result=args.sim_result)
     n_null = sum(1 for d in s["designs"] for k in ("sky130_um2", "transistors") if d[k] is None)
     for note in s["notes"]:
         print(f"note: {note}")
@@ -32,7 +32,9 @@ def register(sub) -> None:
                    "../shared/pdk; without one the sky130 fields are null")
     p.add_argument("--fast", action="store_true", help="n = 8 only, no Xilinx, shorter workload")
     p.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
-    p.add_argument("--no-rtl", action="store_true", help="leave out the rtl/ components")
+    p.add_argument("--no-rtl", action="store_true", help="leave out the layer engine")
+    p.add_argument("--sim-result", help="JSON result of `dqt sim` on the same artifact (the "
+                   "engine's cycles per image per mode)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--experiments", metavar="DIR", help="include the results that `dqt "
                    "experiment NAME --out DIR` wrote there (tables and plots)")

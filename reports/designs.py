@@ -1,17 +1,13 @@
-"""The design list the reports sweep: data, not code paths.
+"""The design list the reports sweep: catalog components, nothing else.
 
-A :class:`Design` names a concept (``family``), its parameters, a callable that builds the
-Amaranth elaboratable, and optionally a ``driver`` that turns a :class:`~reports.workload.
-Workload` at precision b into per-port stimulus for the gate-level simulation. Designs
-without a driver get area and timing but no activity-based energy.
-
-Two sources:
-
-* ``proxy``: the registered single-lane datapaths of :mod:`reports.datapaths`, one MAC (or
-  one conversion) per cycle, swept over n in {4, 8, 16}; these carry the energy figures.
-* ``rtl``: every instance ``dqt rtl generate`` writes by default (:mod:`rtl.registry`),
-  including the layer engine at its default size; area and timing only. Listed when the
-  ``rtl`` package imports; a component that fails to build is reported with its error.
+Every :class:`Design` is one cost point of the operator catalog (:data:`rtl.registry.
+COST_POINTS`): a parameter set of a verified ``rtl/`` component, under the instance name
+that ``dqt rtl generate`` also writes. The MACs, dot products, requantizers and shifters
+are costed as single-lane parameterisations (``pes=1``, one MAC or one conversion per
+cycle) of the very components the cocotb suite runs against the golden model, at those
+parameters. A design may carry a ``driver`` that turns a :class:`~reports.workload.
+Workload` at precision b into cycle-by-cycle stimulus of the component's stream ports for
+the gate-level simulation; designs without one get area and timing only.
 """
 from __future__ import annotations
 
@@ -20,12 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from golden.formats import DQTValueError, IntFormat, MulConstants
+from golden import ops
+from golden.formats import AccumulatorSpec, DQTValueError, IntFormat
+from rtl.registry import COST_POINTS, Parameters, paper_constants
 
-from . import datapaths as dp
-
-__all__ = ["Design", "proxy_designs", "rtl_designs", "default_designs", "design_by_name",
-           "paper_constants", "fp32_bits"]
+__all__ = ["Design", "cost_designs", "default_designs", "design_by_name", "fp32_bits",
+           "WIDTHS"]
 
 WIDTHS = (4, 8, 16)
 
@@ -37,117 +33,119 @@ class Design:
     Attributes
     ----------
     name : str
-        Unique, stable (used in the summary and as a cache key component).
+        Instance name (the report's key, and the module ``dqt rtl generate`` writes).
     family : str
-        Concept compared across widths: int_mac, nested_mac, bitserial_mac, paper_dot,
-        factored_dot, requantizer, fp32_requant, nested_shift, or an rtl component name.
+        The catalog operator (``catalog`` in the summary).
     n : int
         Master width.
     params : dict
-        JSON parameters (recorded in the summary).
-    make : callable
-        () -> Amaranth elaboratable with ports ``clk``/``rst`` + the design's own.
+        JSON parameters of the catalog component (recorded in the summary).
     driver : callable or None
-        (workload, b) -> (stimulus {port: int array [cycles, lanes]}, ops, unit).
-    source : "proxy" or "rtl"
+        (workload, b, port_table) -> (stimulus {port: array [cycles, lanes]}, ops, unit).
+    expect : callable or None
+        (workload, b) -> golden outputs per lane, in order (the netlist check).
     """
 
     name: str
     family: str
     n: int
     params: dict
-    make: Callable
     driver: Callable | None = None
-    source: str = "proxy"
+    expect: Callable | None = None
     unit: str = "MAC"
     note: str = ""
 
+    source = "rtl"
+
+    @property
+    def catalog(self) -> str:
+        return self.family
+
+    def parameters(self) -> Parameters:
+        return Parameters(self.family, self.params)
+
+    def make(self):
+        """A fresh instance of the catalog component."""
+        return self.parameters().create()
+
     def verilog(self) -> tuple[str, str]:
         """(Verilog text, top module name)."""
-        from amaranth.back import verilog
-        top = "dqt_" + "".join(c if c.isalnum() else "_" for c in self.name)
-        return verilog.convert(self.make(), name=top), top
+        from rtl.generate import to_verilog
+        top = "dqt_" + self.name
+        return to_verilog(self.make(), top), top
 
 
+# ------------------------------------------------------------------------------ stimulus
 def _u(a, n):
-    """Two's complement bit pattern of ``a`` in n bits (for signed ports)."""
+    """Two's complement bit pattern of ``a`` in n bits (for signed fields)."""
     return np.asarray(a, np.int64) & ((1 << n) - 1)
 
 
-def _rescale(a, n_from, n_to, signed_):
+def _rescale(a, n_from, n_to):
     """Codes of width n_from re-expressed at width n_to (MSB-aligned; nested codes)."""
     a = np.asarray(a, np.int64)
-    if n_to >= n_from:
-        return a << (n_to - n_from)
-    return a >> (n_from - n_to)
+    return a << (n_to - n_from) if n_to >= n_from else a >> (n_from - n_to)
 
 
-def _stream_codes(wl, b, n, shift_to_b):
+def _bits_at(wl, b, n):
+    """Precision b of the n = wl.n workload, scaled to master width n."""
+    return max(1, b * n // wl.n)
+
+
+def _codes(wl, b, n, shift_to_b):
     s = wl.macs[b]
-    x = _rescale(s.x, wl.n, n, False)
-    w = _rescale(s.w, wl.n, n, True)
+    x, w = _rescale(s.x, wl.n, n), _rescale(s.w, wl.n, n)
     if shift_to_b:
-        k = n - (b * n // wl.n)
+        k = n - _bits_at(wl, b, n)
         x, w = x >> k, w >> k
     return s, x, w
 
 
-def _bits_port(wl, b, n, shape):
-    return np.full(shape, max(1, b * n // wl.n), np.int64)
+def _payload(ports, fields: dict, shape):
+    """Per-cycle integers of the ``i__payload`` port (object array: may exceed 63 bits)."""
+    from sim.packing import pack
+    port = ports["i__payload"]
+    flat = {}
+    for k, v in fields.items():
+        v = np.broadcast_to(np.asarray(v, np.int64), shape).reshape(-1)
+        counted = any(f["name"] == k and "count" in f for f in port.get("fields", []))
+        flat[k] = v[:, None] if counted else v
+    words = pack(port, flat, int(np.prod(shape)))
+    return np.array(words, dtype=object).reshape(shape)
 
 
-def _drive_int_mac(n):
-    def drive(wl, b):
-        s, x, w = _stream_codes(wl, b, n, shift_to_b=True)
-        return {"x": x, "w": _u(w, n), "clear": s.first}, x.size, "MAC"
-    return drive
+def _stream(ports, fields, shape):
+    return {"i__payload": _payload(ports, fields, shape),
+            "i__valid": np.ones(shape, np.int64), "o__ready": np.ones(shape, np.int64)}
 
 
-def _drive_nested_mac(n):
-    def drive(wl, b):
-        s, x, w = _stream_codes(wl, b, n, shift_to_b=False)
-        return ({"x": x, "w": _u(w, n), "bits": _bits_port(wl, b, n, x.shape), "clear": s.first},
-                x.size, "MAC")
+def _drive_mac(n, has_bits, shift_to_b):
+    def drive(wl, b, ports):
+        s, x, w = _codes(wl, b, n, shift_to_b)
+        f = {"x": x, "w": w, "first": s.first, "last": s.last}
+        if has_bits:
+            f["bits"] = _bits_at(wl, b, n)
+        return _stream(ports, f, x.shape), x.size, "MAC"
     return drive
 
 
 def _drive_bitserial(n):
-    def drive(wl, b):
-        s, x, w = _stream_codes(wl, b, n, shift_to_b=False)
-        bb = max(1, b * n // wl.n)
-        T, L = x.shape
-        E = T // bb                              # elements that fit the window
-        rep = lambda a: np.repeat(a[:E], bb, axis=0)
-        load = np.zeros((E * bb, L), np.int64)
-        load[::bb] = 1
-        clear = np.zeros_like(load)
-        clear[::bb] = s.first[:E]
-        stim = {"x": rep(x), "w": _u(rep(w), n), "bits": np.full((E * bb, L), bb, np.int64),
-                "load": load, "clear": clear}
-        return stim, E * L, "MAC"
+    def drive(wl, b, ports):
+        s, x, w = _codes(wl, b, n, False)
+        bb = _bits_at(wl, b, n)
+        E = x.shape[0] // bb                     # elements that fit the window
+        rep = lambda a: np.repeat(np.asarray(a)[:E], bb, axis=0)
+        # each beat is held for the b cycles the component is busy with it
+        f = {"x": rep(x), "w": rep(w), "bits": bb, "first": rep(s.first), "last": rep(s.last)}
+        return _stream(ports, f, (E * bb, x.shape[1])), E * x.shape[1], "MAC"
     return drive
 
 
-def paper_constants(n: int = 8, m_bits: int = 16) -> MulConstants:
-    """Operator constants of the paper-literal / factored comparison: scales dx = 0.02,
-    dw = 0.01, dy = 0.05 and non-zero zero points (3, 2) so all four terms are present."""
-    return MulConstants.from_scales(0.02, 3, 0.01, 2, 0.05, 0, IntFormat(n, False), m_bits=m_bits)
-
-
-def _drive_dot(n, factored):
-    c = paper_constants(n)
-
-    def drive(wl, b):
-        s, x, w = _stream_codes(wl, b, n, shift_to_b=True)
-        ones = np.ones_like(x)
-        stim = {"x": x, "w": _u(w, n), "clear": s.first,
-                "m1": _u(c.M1 * ones, 16), "m2": _u(c.M2 * ones, 16), "m3": _u(c.M3 * ones, 16)}
-        if factored:
-            stim["done"] = s.last
-            stim["k4"] = _u(s.K * c.M4, 32)
-        else:
-            stim["m4"] = _u(c.M4 * ones, 16 + n)
-        return stim, x.size, "MAC"
+def _drive_dot(n):
+    def drive(wl, b, ports):
+        s, x, w = _codes(wl, b, n, True)
+        return _stream(ports, {"x": x, "w": w, "first": s.first, "last": s.last}, x.shape), \
+            x.size, "MAC"
     return drive
 
 
@@ -160,97 +158,152 @@ def _acc32(a):
     return np.clip(np.asarray(a, np.int64), -(1 << 31), (1 << 31) - 1)
 
 
+def _requant_operands(wl, b):
+    r = wl.requant[b]
+    return _acc32(r["acc"]), np.minimum(r["M"], (1 << 31) - 1), np.clip(r["S"], 0, 62)
+
+
 def _drive_requant(n):
-    def drive(wl, b):
-        r = wl.requant[b]
-        return ({"acc": _u(_acc32(r["acc"]), 32), "m": np.minimum(r["M"], (1 << 32) - 1),
-                 "s": np.clip(r["S"], 1, 63)}, r["acc"].size, "output")
+    def drive(wl, b, ports):
+        acc, M, S = _requant_operands(wl, b)
+        f = {"acc": acc, "M": M, "S": S, "zy": 0, "lo": 0, "hi": (1 << n) - 1}
+        return _stream(ports, f, acc.shape), acc.size, "output"
     return drive
 
 
+def _fp32_scale(wl, b):
+    _, M, S = _requant_operands(wl, b)
+    return fp32_bits(M.astype(np.float64) / np.exp2(S.astype(np.float64)))
+
+
 def _drive_fp32(n):
-    def drive(wl, b):
-        r = wl.requant[b]
-        scale = r["M"].astype(np.float64) / np.exp2(r["S"].astype(np.float64))
-        return ({"acc": _u(_acc32(r["acc"]), 32), "scale": fp32_bits(scale)},
-                r["acc"].size, "output")
+    def drive(wl, b, ports):
+        acc, _, _ = _requant_operands(wl, b)
+        f = {"acc": acc, "scale": _fp32_scale(wl, b), "zy": 0}
+        return _stream(ports, f, acc.shape), acc.size, "output"
     return drive
 
 
 def _drive_shift(n):
-    def drive(wl, b):
-        s, x, w = _stream_codes(wl, b, n, shift_to_b=False)
-        return {"q": x, "bits": _bits_port(wl, b, n, x.shape)}, x.size, "element"
+    def drive(wl, b, ports):
+        _, x, _ = _codes(wl, b, n, False)
+        return _stream(ports, {"q": x, "bits": _bits_at(wl, b, n)}, x.shape), x.size, "element"
     return drive
 
 
-def proxy_designs(widths=WIDTHS) -> list[Design]:
-    """The swept proxy datapaths at the given master widths."""
+# ------------------------------------------------------------------------- golden outputs
+def _packets(s, x, w):
+    """Per lane: list of (x, w) element runs from ``first`` to ``last``."""
     out = []
-    for n in widths:
-        out.append(Design(f"int_mac_n{n}", "int_mac", n, {"n": n},
-                          lambda n=n: dp.IntMac(n), _drive_int_mac(n),
-                          note="fixed-width MAC; at b bits it is fed right-aligned b-bit codes"))
-        for mode in ("floor", "round"):
-            # the MSB-aligned organisation is compared at n = 8 (where energy is measured)
-            for var in (("right", "msb") if n == 8 else ("right",)):
-                out.append(Design(f"nested_mac_{mode}_{var}_n{n}", "nested_mac", n,
-                                  {"n": n, "mode": mode, "variant": var},
-                                  lambda n=n, mode=mode, var=var: dp.NestedMac(n, mode, var),
-                                  _drive_nested_mac(n)))
-        out.append(Design(f"bitserial_mac_n{n}", "bitserial_mac", n, {"n": n, "mode": "floor"},
-                          lambda n=n: dp.BitSerialMac(n), _drive_bitserial(n),
-                          note="b cycles per MAC"))
-    for n in widths:
-        if n != 8:
-            continue   # operator constants are sized for 8-bit codes
-        out.append(Design(f"paper_dot_n{n}", "paper_dot", n, {"n": n, "m_bits": 16, "S": 20},
-                          lambda n=n: dp.PaperDot(n, 16, paper_constants(n).S),
-                          _drive_dot(n, False)))
-        out.append(Design(f"factored_dot_n{n}", "factored_dot", n,
-                          {"n": n, "m_bits": 16, "S": 20},
-                          lambda n=n: dp.FactoredDot(n, 16, paper_constants(n).S),
-                          _drive_dot(n, True)))
-        out.append(Design(f"requantizer_n{n}", "requantizer", n,
-                          {"n": n, "acc_width": 32, "m_bits": 32},
-                          lambda n=n: dp.Requantizer(n), _drive_requant(n), unit="output"))
-        out.append(Design(f"fp32_requant_n{n}", "fp32_requant", n, {"n": n},
-                          lambda n=n: dp.Fp32Requant(n), _drive_fp32(n), unit="output",
-                          note="int32 -> fp32, x fp32 scale, -> int (RNE): the baseline DQT removes"))
-        for mode in ("floor", "round"):
-            out.append(Design(f"nested_shift_{mode}_n{n}", "nested_shift", n,
-                              {"n": n, "mode": mode},
-                              lambda n=n, mode=mode: dp.NestedShiftReg(n, mode),
-                              _drive_shift(n), unit="element"))
+    for lane in range(x.shape[1]):
+        runs, start = [], None
+        for t in range(x.shape[0]):
+            if s.first[t, lane]:
+                start = t
+            if s.last[t, lane] and start is not None:
+                runs.append((x[start:t + 1, lane], w[start:t + 1, lane]))
+                start = None
+        out.append(runs)
     return out
 
 
-def rtl_designs() -> list[Design]:
-    """Default instances of the ``rtl`` package (area/timing only); [] when it is absent."""
-    try:
-        from rtl.registry import DEFAULT_INSTANCES, REGISTRY, build
-    except Exception:      # absent, or broken mid-edit: the proxies still make a report
-        return []
+def _expect_mac(family, p):
+    acc = AccumulatorSpec(Parameters(family, p).create().acc_width, p["overflow"])
+
+    def expect(wl, b):
+        n = p["n"]
+        s, x, w = _codes(wl, b, n, family == "int_mac")
+        if family == "bitserial_mac":
+            E = x.shape[0] // _bits_at(wl, b, n)
+            s = type(s)(s.x[:E], s.w[:E], s.first[:E], s.last[:E], s.K[:E])
+            x, w = x[:E], w[:E]
+        fn = {"int_mac": lambda xi, wi: ops.int_mac(xi, wi, acc, 0, n),
+              "nested_mac": lambda xi, wi: ops.nested_mac(xi, wi, n, _bits_at(wl, b, n), acc,
+                                                          p["mode"], 0, p["variant"]),
+              "bitserial_mac": lambda xi, wi: ops.bitserial_mac(xi, wi, n, _bits_at(wl, b, n),
+                                                                acc, p["mode"], 0)}[family]
+        return [[int(fn(xi, wi)[0]) for xi, wi in lane] for lane in _packets(s, x, w)]
+    return expect
+
+
+def _expect_dot(family, p):
+    c = paper_constants(p["c"]["out"]["n"], p["c"]["m_bits"])
+
+    def expect(wl, b):
+        s, x, w = _codes(wl, b, 8, True)
+        fn = getattr(ops, family)
+        return [[int(fn(xi, wi, c)) for xi, wi in lane] for lane in _packets(s, x, w)]
+    return expect
+
+
+def _expect_elementwise(family, p):
+    out = IntFormat(p["n"], False)
+
+    def expect(wl, b):
+        if family == "nested_shift":
+            _, x, _ = _codes(wl, b, p["n"], False)
+            y = ops.nested_shift(x, p["n"], _bits_at(wl, b, p["n"]), p["mode"])
+        else:
+            acc, M, S = _requant_operands(wl, b)
+            if family == "requantize":
+                y = np.vectorize(lambda a, m, s: int(ops.requantize(a, m, int(s), out)))(acc, M, S)
+            else:
+                sc = _fp32_scale(wl, b).astype(np.uint32).view(np.float32)
+                y = np.vectorize(lambda a, f: int(ops.fp32_requant(a, f, out)))(acc, sc)
+        return [list(map(int, y[:, lane])) for lane in range(y.shape[1])]
+    return expect
+
+
+# ------------------------------------------------------------------------------- the list
+_NOTES = {
+    "int_mac": "fixed-width MAC; at b bits it is fed right-aligned b-bit codes",
+    "bitserial_mac": "b cycles per MAC",
+    "fp32_requant": "int32 -> fp32, x fp32 scale, -> int (RNE): the baseline DQT removes",
+    "engine": "the layer engine at the geometry its testbench and the network run verify",
+}
+
+
+def _design(name, op, params) -> Design:
+    p = Parameters(op, params).params
+    n = int(p.get("n") or p.get("c", {}).get("out", {}).get("n") or 8)
+    unit = {"requantize": "output", "fp32_requant": "output",
+            "nested_shift": "element"}.get(op, "MAC")
+    drivers = {
+        "int_mac": lambda: (_drive_mac(n, False, True), _expect_mac(op, p)),
+        "nested_mac": lambda: (_drive_mac(n, True, False), _expect_mac(op, p)),
+        "bitserial_mac": lambda: (_drive_bitserial(n), _expect_mac(op, p)),
+        "paper_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
+        "factored_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
+        "requantize": lambda: (_drive_requant(n), _expect_elementwise(op, p)),
+        "fp32_requant": lambda: (_drive_fp32(n), _expect_elementwise(op, p)),
+        "nested_shift": lambda: (_drive_shift(n), _expect_elementwise(op, p)),
+    }
+    drive, expect = drivers[op]() if op in drivers else (None, None)
+    return Design(name, op, n, params, drive, expect, unit, _NOTES.get(op, ""))
+
+
+def cost_designs(widths=WIDTHS, include_engine: bool = True) -> list[Design]:
+    """Every catalog cost point at the given master widths (the engine at its own)."""
     out = []
-    for inst in DEFAULT_INSTANCES:
-        comp, params = inst["component"], dict(inst.get("params") or {})
-        n = int((REGISTRY[comp].defaults.get("n") or 8)) if comp in REGISTRY else 8
-        out.append(Design(f"rtl_{inst['name']}", comp, n, params,
-                          lambda comp=comp, params=params: build(comp, params), None, "rtl",
-                          note="rtl/ component at its default parameters"))
+    for name, (op, params) in COST_POINTS.items():
+        if op == "engine":
+            if include_engine:
+                out.append(_design(name, op, params))
+            continue
+        d = _design(name, op, params)
+        if d.n in widths:
+            out.append(d)
     return out
 
 
 def default_designs(fast: bool = False, include_rtl: bool = True) -> list[Design]:
-    """The report's design list; ``fast`` keeps n = 8 only."""
-    d = proxy_designs((8,) if fast else WIDTHS)
-    if include_rtl:
-        d += rtl_designs()
-    return d
+    """The report's design list; ``fast`` keeps n = 8 only, ``include_rtl=False`` leaves
+    the layer engine out."""
+    return cost_designs((8,) if fast else WIDTHS, include_engine=include_rtl)
 
 
 def design_by_name(name: str, fast: bool = False) -> Design:
-    for d in default_designs(fast) + proxy_designs(WIDTHS):
+    for d in cost_designs(WIDTHS):
         if d.name == name:
             return d
     raise DQTValueError(f"design {name!r} is not in the design list")

@@ -28,7 +28,8 @@ import math
 
 from golden.formats import DQTValueError, acc_width_rule
 
-__all__ = ["HOROWITZ_45NM", "add_pj", "mult_pj", "mac_model", "per_op_model", "MODEL_NOTES"]
+__all__ = ["HOROWITZ_45NM", "add_pj", "mult_pj", "mac_model", "per_op_model", "MODEL_NOTES",
+           "MODEL_FAMILIES"]
 
 #: ISSCC 2014 (Horowitz) 45 nm anchors, pJ per operation
 HOROWITZ_45NM = {
@@ -99,6 +100,11 @@ def mac_model(family: str, n: int, b: int, K: int = 256, m_bits: int = 16) -> fl
     raise DQTValueError(f"no MAC model for family {family!r}")
 
 
+#: Design families the analytical model covers (the catalog's operator names).
+MODEL_FAMILIES = ("int_mac", "nested_mac", "bitserial_mac", "paper_dot", "factored_dot",
+                  "requantize", "fp32_requant", "nested_shift")
+
+
 def per_op_model(family: str, n: int, b: int, params: dict | None = None) -> float | None:
     """Modelled energy (pJ) per operation of a design family (None when not modelled).
 
@@ -111,7 +117,7 @@ def per_op_model(family: str, n: int, b: int, params: dict | None = None) -> flo
         return mac_model("nested_mac_round" if mode == "round" else "nested_mac", n, b)
     if family in ("int_mac", "bitserial_mac", "paper_dot", "factored_dot"):
         return mac_model(family, n, b)
-    if family == "requantizer":
+    if family == "requantize":
         # 32 x 32 multiply (acc * M) + 64-bit rounding add + 64-bit shifter + clamp compare
         return mult_pj(32, 32) + 2 * add_pj(64) + add_pj(n)
     if family == "fp32_requant":

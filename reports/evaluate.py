@@ -15,7 +15,7 @@ import numpy as np
 
 from golden.formats import DQTValueError
 
-from .energy_model import per_op_model
+from .energy_model import MODEL_FAMILIES, per_op_model
 from .tools import ToolError, find_tool, prepare_liberty
 
 __all__ = ["evaluate_design", "save_workload", "load_workload", "empty_result"]
@@ -52,7 +52,8 @@ def load_workload(path):
 
 
 def empty_result(d) -> dict:
-    return {"name": d.name, "family": d.family, "n": d.n, "params": d.params,
+    return {"name": d.name, "catalog": d.catalog, "family": d.family, "n": d.n,
+            "params": d.params,
             "source": d.source, "unit": d.unit, "note": d.note,
             "transistors": None, "sky130_um2": None, "sky130_seq_um2": None,
             "ice40_luts": None, "ecp5_luts": None, "fpga": {},
@@ -106,14 +107,12 @@ def evaluate_design(name: str, fast: bool = False, liberty=None, workload_path=N
 
 def _evaluate(d, fast, liberty, workload_path, fpga):
     from .pnr import place_and_route
-    from .sta import sta_power, sta_timing
+    from .sta import sta_timing
     from .synth import synth_many
 
     res = empty_result(d)
     wl = load_workload(workload_path) if workload_path else None
-    if wl is not None and d.family in ("int_mac", "nested_mac", "bitserial_mac", "paper_dot",
-                                       "factored_dot", "requantizer", "fp32_requant",
-                                       "nested_shift"):
+    if wl is not None and d.family in MODEL_FAMILIES:
         res["energy_pj_per_mac_model"] = {str(b): per_op_model(d.family, d.n,
                                                                max(1, b * d.n // wl.n), d.params)
                                           for b in wl.bits}
@@ -126,13 +125,14 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
     if not has_yosys:
         res["notes"].append("yosys not found: area, FPGA and timing fields are null")
         return res
-    # With and without DSPs for the proxy datapaths (the comparisons); the rtl/ components
-    # get the DSP flows only (the no-DSP multiplier mapping is their slowest step).
-    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if d.source == "proxy" else ("ice40", "ecp5")
+    # With and without DSPs for the single-lane datapaths (the comparisons); the engine gets
+    # the DSP flows only (the no-DSP multiplier mapping is its slowest step).
+    lane = d.family != "engine"
+    targets = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp") if lane else ("ice40", "ecp5")
     # synth_xilinx is the slowest flow (~25 s for a small MAC, many minutes for the 32-bit
     # multipliers of the requantizers without DSPs): run it for the n = 8 MACs only, and
     # not in --fast mode.
-    if not fast and d.source == "proxy" and d.n == 8 and d.family.endswith("_mac"):
+    if not fast and lane and d.n == 8 and d.family.endswith("_mac"):
         targets += ("xilinx", "xilinx_nodsp")
     if not fpga:
         targets = ()
@@ -180,24 +180,28 @@ def _evaluate(d, fast, liberty, workload_path, fpga):
             res["notes"].append(f"activity energy only at the workload's width n={wl.n}")
         return res
 
-    def energy():
-        from .gatesim import GateSim, Netlist
-        lib = _lib_cells(str(prepare_liberty(liberty)))
-        sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
-        e, act = {}, {}
-        for b in wl.bits:
-            stim, ops, unit = d.driver(wl, b)
-            sr = sim.run(stim)
-            p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
-            # OpenSTA's power is that of one instance; the lanes are independent instances
-            # that together performed ``ops`` operations in cycles x lanes instance-cycles.
-            e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles * sr.lanes / ops
-            act[str(b)] = sr.mean_activity()
-        return e, act
-
-    r = _step(res, "activity energy", energy)
+    r = _step(res, "activity energy", lambda: _activity_energy(d, s, top, liberty, wl))
     if r:
         res["energy_pj_per_mac"], res["mean_activity"] = r
     return res
 
 
+def _activity_energy(d, s, top, liberty, wl):
+    """({b: energy per operation}, {b: mean net activity}) of design ``d``'s sky130 netlist
+    ``s`` driven with the workload at every precision (gate-level toggles into OpenSTA)."""
+    from rtl.generate import port_table
+    from .gatesim import GateSim, Netlist
+    from .sta import sta_power
+    ports = {p["name"]: p for p in port_table(d.make())}
+    lib = _lib_cells(str(prepare_liberty(liberty)))
+    sim = GateSim(Netlist.from_blif(s["netlist_blif"]), lib)
+    e, act = {}, {}
+    for b in wl.bits:
+        stim, ops, unit = d.driver(wl, b, ports)
+        sr = sim.run(stim)
+        p = sta_power(s["netlist_v"], top, liberty, sr.input_activity(), sr.reg_activity())
+        # OpenSTA's power is that of one instance; the lanes are independent instances
+        # that together performed ``ops`` operations in cycles x lanes instance-cycles.
+        e[str(b)] = p["energy_per_cycle_pj"] * sr.cycles * sr.lanes / ops
+        act[str(b)] = sr.mean_activity()
+    return e, act

@@ -10,7 +10,7 @@ Contract
 --------
 * One clock; every flip-flop is positive- (or negative-) edge triggered on it and samples at
   the end of each cycle. Asynchronous clear/preset pins are evaluated like synchronous ones
-  (the cost proxies never drive them).
+  (the costed designs never drive them).
 * Zero delay: glitches are not counted, so toggle counts are a lower bound on real activity.
 * Cycle ``t``: inputs take their values for ``t``, combinational logic settles, toggles are
   counted against cycle ``t - 1``, then flip-flops load.
@@ -284,6 +284,13 @@ def _split_bit(net):
     return (m.group(1), int(m.group(2))) if m else (net, 0)
 
 
+def _bind(fn: str, pins: dict) -> str:
+    """A liberty function as Python on lane integers, pin names bound to expressions
+    (unconnected pins read 0)."""
+    py = function_to_python(fn, "P", "M")
+    return re.sub(r"P\['([A-Za-z0-9_]+)'\]", lambda mm: pins.get(mm.group(1), "0"), py)
+
+
 @dataclass
 class SimResult:
     """Toggle statistics of a simulation over ``cycles`` x ``lanes``.
@@ -353,104 +360,14 @@ class GateSim:
         self._compile(lib)
 
     def _compile(self, lib):
-        nl = self.nl
-        driver = {}          # net -> (kind, payload)
-        seq = []
-        comb = []
-        for inst in nl.instances:
-            cm = lib.cell(inst.cell)
-            if cm.ff:
-                seq.append((inst, cm))
-            else:
-                comb.append((inst, cm))
-            for pin in cm.outputs:
-                if pin in inst.conns:
-                    driver[inst.conns[pin]] = inst.name
-        # topological order of combinational cells (nets from inputs, consts, flops are ready)
-        ready = set(n for n in nl.inputs) | set(nl.consts)
-        for inst, cm in seq:
-            for pin in cm.outputs:
-                if pin in inst.conns:
-                    ready.add(inst.conns[pin])
-        pending = list(comb)
-        order = []
-        alias = dict(nl.aliases)
-
-        def res(net):
-            seen = 0
-            while net in alias and seen < 1000:
-                net = alias[net]
-                seen += 1
-            return net
-
-        ready = {res(n) for n in ready}
-        while pending:
-            progress = []
-            rest = []
-            for inst, cm in pending:
-                ins = [res(inst.conns[p]) for p in cm.inputs if p in inst.conns]
-                if all(n in ready for n in ins):
-                    progress.append((inst, cm))
-                    for pin in cm.outputs:
-                        if pin in inst.conns:
-                            ready.add(res(inst.conns[pin]))
-                else:
-                    rest.append((inst, cm))
-            if not progress:
-                raise DQTValueError(f"combinational loop or undriven net near cell "
-                                    f"{rest[0][0].name} ({rest[0][0].cell})")
-            order += progress
-            pending = rest
+        """Order the cells, generate one Python function per cycle phase and compile it."""
+        seq, order, res = self._schedule(lib)
         self._res = res
-        nets = set()
-        code = ["def step(v, M):"]
-        for net, val in nl.consts.items():
-            code.append(f"    v[{net!r}] = {'M' if val else 0}")
-        for inst, cm in order:
-            pins = {p: f"v[{res(inst.conns[p])!r}]" for p in cm.inputs if p in inst.conns}
-            for pin, fn in cm.outputs.items():
-                if pin not in inst.conns or fn is None:
-                    continue
-                py = function_to_python(fn, "P", "M")
-                py = re.sub(r"P\['([A-Za-z0-9_]+)'\]", lambda mm: pins.get(mm.group(1), "0"), py)
-                out = res(inst.conns[pin])
-                code.append(f"    v[{out!r}] = {py}")
-                nets.add(out)
-        # flip-flop next states, computed from settled nets, loaded at the end of the cycle
-        code.append("    nxt = {}")
-        for inst, cm in seq:
-            ff = cm.ff
-            pins = {p: f"v[{res(inst.conns[p])!r}]" for p in cm.inputs if p in inst.conns}
-            iq = f"v[{('__iq_' + inst.name)!r}]"
-
-            def sub(fn):
-                py = function_to_python(fn, "P", "M")
-                py = py.replace(f"P[{ff['iq']!r}]", iq)
-                return re.sub(r"P\['([A-Za-z0-9_]+)'\]", lambda mm: pins.get(mm.group(1), "0"), py)
-
-            ns = sub(ff["next_state"])
-            if ff.get("clear"):
-                ns = f"(({ns}) & (M ^ ({sub(ff['clear'])})))"
-            if ff.get("preset"):
-                ns = f"(({ns}) | ({sub(ff['preset'])}))"
-            code.append(f"    nxt[{inst.name!r}] = {ns}")
-        code.append("    return nxt")
-        # flip-flop outputs as functions of IQ
-        upd = ["def load(v, nxt, M):"]
-        for inst, cm in seq:
-            iq = "__iq_" + inst.name
-            upd.append(f"    v[{iq!r}] = nxt[{inst.name!r}]")
-            for pin, fn in cm.outputs.items():
-                if pin not in inst.conns or fn is None:
-                    continue
-                py = function_to_python(fn, "P", "M")
-                py = py.replace(f"P[{cm.ff['iq']!r}]", f"v[{iq!r}]").replace(
-                    f"P[{cm.ff['iqn']!r}]", f"(M ^ v[{iq!r}])")
-                upd.append(f"    v[{res(inst.conns[pin])!r}] = {py}")
-                nets.add(res(inst.conns[pin]))
-        upd.append("    return None")
+        step, nets = self._step_code(order, seq, res)
+        load, reg_nets = self._load_code(seq, res)
         ns = {}
-        exec(compile("\n".join(code) + "\n" + "\n".join(upd), f"<gatesim {nl.model}>", "exec"), ns)
+        exec(compile("\n".join(step) + "\n" + "\n".join(load), f"<gatesim {self.nl.model}>",
+                     "exec"), ns)
         self._step, self._load = ns["step"], ns["load"]
         self._seq = seq
         self.reg_nets = sorted({res(inst.conns[p]) for inst, cm in seq for p in cm.outputs
@@ -461,8 +378,89 @@ class GateSim:
             for pin, fn in cm.outputs.items():
                 if pin in inst.conns and fn and fn.strip("() ") == cm.ff["iq"]:
                     self.reg_q[inst.name] = (pin, res(inst.conns[pin]))
-        self.input_nets = [n for n in nl.inputs if n != self.clock]
-        self.nets = sorted(nets | set(self.input_nets))
+        self.input_nets = [n for n in self.nl.inputs if n != self.clock]
+        self.nets = sorted(nets | reg_nets | set(self.input_nets))
+
+    def _schedule(self, lib):
+        """(flip-flops, combinational cells in topological order, alias resolver)."""
+        nl = self.nl
+        seq, comb = [], []
+        for inst in nl.instances:
+            cm = lib.cell(inst.cell)
+            (seq if cm.ff else comb).append((inst, cm))
+        alias = dict(nl.aliases)
+
+        def res(net):
+            seen = 0
+            while net in alias and seen < 1000:
+                net = alias[net]
+                seen += 1
+            return net
+
+        # nets from inputs, constants and flip-flops are ready at the start of a cycle
+        ready = set(nl.inputs) | set(nl.consts)
+        for inst, cm in seq:
+            ready |= {inst.conns[pin] for pin in cm.outputs if pin in inst.conns}
+        ready = {res(n) for n in ready}
+        pending, order = list(comb), []
+        while pending:
+            progress, rest = [], []
+            for inst, cm in pending:
+                ins = [res(inst.conns[p]) for p in cm.inputs if p in inst.conns]
+                if all(n in ready for n in ins):
+                    progress.append((inst, cm))
+                    ready |= {res(inst.conns[pin]) for pin in cm.outputs if pin in inst.conns}
+                else:
+                    rest.append((inst, cm))
+            if not progress:
+                raise DQTValueError(f"combinational loop or undriven net near cell "
+                                    f"{rest[0][0].name} ({rest[0][0].cell})")
+            order += progress
+            pending = rest
+        return seq, order, res
+
+    def _step_code(self, order, seq, res):
+        """Source of ``step(v, M)``: settle the logic, return the flip-flops' next states."""
+        code, nets = ["def step(v, M):"], set()
+        for net, val in self.nl.consts.items():
+            code.append(f"    v[{net!r}] = {'M' if val else 0}")
+        for inst, cm in order:
+            pins = {p: f"v[{res(inst.conns[p])!r}]" for p in cm.inputs if p in inst.conns}
+            for pin, fn in cm.outputs.items():
+                if pin not in inst.conns or fn is None:
+                    continue
+                out = res(inst.conns[pin])
+                code.append(f"    v[{out!r}] = {_bind(fn, pins)}")
+                nets.add(out)
+        # flip-flop next states, computed from settled nets, loaded at the end of the cycle
+        code.append("    nxt = {}")
+        for inst, cm in seq:
+            ff = cm.ff
+            pins = {p: f"v[{res(inst.conns[p])!r}]" for p in cm.inputs if p in inst.conns}
+            pins[ff["iq"]] = f"v[{('__iq_' + inst.name)!r}]"
+            ns = _bind(ff["next_state"], pins)
+            if ff.get("clear"):
+                ns = f"(({ns}) & (M ^ ({_bind(ff['clear'], pins)})))"
+            if ff.get("preset"):
+                ns = f"(({ns}) | ({_bind(ff['preset'], pins)}))"
+            code.append(f"    nxt[{inst.name!r}] = {ns}")
+        code.append("    return nxt")
+        return code, nets
+
+    def _load_code(self, seq, res):
+        """Source of ``load(v, nxt, M)``: the clock edge (flip-flop outputs from IQ)."""
+        code, nets = ["def load(v, nxt, M):"], set()
+        for inst, cm in seq:
+            iq = "__iq_" + inst.name
+            code.append(f"    v[{iq!r}] = nxt[{inst.name!r}]")
+            pins = {cm.ff["iq"]: f"v[{iq!r}]", cm.ff["iqn"]: f"(M ^ v[{iq!r}])"}
+            for pin, fn in cm.outputs.items():
+                if pin not in inst.conns or fn is None:
+                    continue
+                code.append(f"    v[{res(inst.conns[pin])!r}] = {_bind(fn, pins)}")
+                nets.add(res(inst.conns[pin]))
+        code.append("    return None")
+        return code, nets
 
     def run(self, stimulus: dict, init: int = 0) -> SimResult:
         """Simulate. ``stimulus`` maps input port name -> integer array [cycles, lanes]
@@ -481,7 +479,9 @@ class GateSim:
         # lane-packed integers per input net and cycle
         packed = {}
         for port, bits in self.ports_in.items():
-            a = np.asarray(stimulus.get(port, np.zeros((T, L), np.int64))).astype(np.int64)
+            a = np.asarray(stimulus.get(port, np.zeros((T, L), np.int64)))
+            # ports wider than 63 bits arrive as object arrays of Python integers
+            a = a if a.dtype == object else a.astype(np.int64)
             for bit, net in bits.items():
                 col = ((a >> bit) & 1).astype(np.uint8)
                 by = np.packbits(col, axis=1, bitorder="little")

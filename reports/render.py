@@ -16,26 +16,37 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["write_outputs", "PLOTS", "markdown"]
+__all__ = ["write_outputs", "PLOTS", "markdown", "conclusion", "plots_for"]
 
 PLOTS = ("area_vs_width.png", "energy_vs_precision.png", "accuracy_vs_bitops.png",
          "transition_cost.png")
 
 
 def _fmt(v, nd=3):
+    """A number as a person writes it: thousands separated, no exponent."""
     if v is None:
         return "–"
-    if isinstance(v, float):
-        return f"{v:.{nd}g}" if abs(v) < 1e4 else f"{v:,.0f}"
-    return str(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, int):
+        return f"{v:,}"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    if a == 0:
+        return "0"
+    digits = max(nd, nd - 1 - int(__import__("math").floor(__import__("math").log10(a))))
+    return f"{v:.{digits}f}"
 
 
 def _plot_area(designs, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     fams = {}
     for d in designs:
-        if d["source"] != "proxy" or d["family"] in ("paper_dot", "factored_dot", "requantizer",
-                                                     "fp32_requant", "nested_shift"):
+        if d["family"] in ("paper_dot", "factored_dot", "requantize", "fp32_requant",
+                           "nested_shift", "engine"):
             continue
         label = d["family"] + ("" if d["family"] != "nested_mac" else
                                f" {d['params']['mode']}/{d['params']['variant']}")
@@ -70,14 +81,23 @@ def _plot_energy(designs, path):
         line, = ax.plot(bs, [e[str(b)] for b in bs], "o-", label=d["name"])
         em = d.get("energy_pj_per_mac_model") or {}
         if em:
-            ax.plot(bs, [em.get(str(b)) for b in bs], "--", color=line.get_color(), alpha=0.5)
+            ax.plot(bs, [em.get(str(b)) for b in bs], "--", color=line.get_color(), alpha=0.5,
+                    label="_model")
     ax.set_xlabel("run-time precision b (bits)")
     ax.set_ylabel("energy per MAC (pJ, log scale)")
     ax.set_yscale("log")
-    ax.set_title("Energy per MAC vs precision (solid: sky130 activity-based; dashed: 45 nm model)")
+    ax.set_title("Energy per MAC vs precision")
     ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        from matplotlib.lines import Line2D
+        styles = [Line2D([], [], color="k", ls="-", marker="o", label="sky130, activity-based"),
+                  Line2D([], [], color="k", ls="--", alpha=0.5, label="45 nm model (Horowitz)")]
+        first = ax.legend(handles=styles, fontsize=7, loc="upper left", title="line style",
+                          title_fontsize=7)
+        ax.add_artist(first)
+        ax.legend(handles, labels, fontsize=7, loc="lower right", title="design (colour)",
+                  title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -139,21 +159,97 @@ def _table(headers, rows):
     return "\n".join(out)
 
 
+#: Node scaling between the model's anchors (45 nm, 0.9 V) and sky130 HD (130 nm, 1.8 V):
+#: switched energy ~ C V^2 with C ~ feature size, the first-order part of the gap.
+NODE_SCALE = (130 / 45) * (1.8 / 0.9) ** 2
+
+
+def _ratio(a, b):
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+
+def conclusion(headline: list[dict]) -> str:
+    """One sentence computed from the headline rows (what the numbers say, or what is missing)."""
+    by = {h["name"]: h for h in headline}
+    base, nest = by.get("int_mac_n8"), by.get("nested_mac_floor_right_n8")
+    if not base or not nest:
+        return "The headline designs were not all built, so no comparison is drawn (see the notes)."
+    area = _ratio(nest["sky130_um2"], base["sky130_um2"])
+    e4 = _ratio(nest["pj_4b"], base["pj_8b"])
+    e4i = _ratio(nest["pj_4b"], base["pj_4b"])
+    if area is None:
+        return "No sky130 area was measured (no liberty or no Yosys), so no comparison is drawn."
+    out = (f"The nested MAC (floor, right-aligned) takes {area:.2f}x the area of the plain "
+           f"8-bit integer MAC")
+    if e4 is not None and e4i is not None:
+        out += (f"; at 4 bits it spends {_fmt(nest['pj_4b'])} pJ per MAC, {e4:.2f}x the integer "
+                f"MAC at 8 bits and {e4i:.2f}x the integer MAC fed 4-bit codes")
+    fp, rq = by.get("fp32_requant_n8"), by.get("requantize_n8")
+    r = _ratio((fp or {}).get("pj_8b"), (rq or {}).get("pj_8b"))
+    if r is not None:
+        out += (f"; the fp32 requantization that DQT removes costs {r:.2f}x the dyadic "
+                f"requantizer per output")
+    return out + "."
+
+
+def _gap(designs) -> list[str]:
+    """The measured-vs-model paragraph, with the ratio range of the MAC designs."""
+    rs = [e["8"] / m["8"] for d in designs if d["unit"] == "MAC"
+          for e, m in [(d.get("energy_pj_per_mac") or {}, d.get("energy_pj_per_mac_model") or {})]
+          if e.get("8") and m.get("8")]
+    if not rs:
+        return []
+    return ["", f"Measured vs model: at 8 bits the sky130 activity-based figure is "
+            f"{min(rs):.1f}x to {max(rs):.1f}x the 45 nm model. About {NODE_SCALE:.0f}x of that "
+            "is the process (130 nm at 1.8 V against anchors at 45 nm and 0.9 V: energy ~ C V^2); "
+            "the rest is what the per-operation model leaves out and the netlist contains: the "
+            "pipeline and accumulator registers and their clock pins, the operand muxes, and "
+            "OpenSTA's propagated activity behind registers (see Method). The model is for "
+            "relative comparisons; the measured column is the absolute figure."]
+
+
+def _headline_table(s):
+    return _table(["design", "unit", "sky130 µm²", "iCE40 LUT", "pJ @8b", "pJ @4b", "pJ @2b",
+                   "model @8b", "model @4b", "model @2b"],
+                  [[h["name"], h["unit"], h["sky130_um2"], h["ice40_luts"], h["pj_8b"],
+                    h["pj_4b"], h["pj_2b"], h["model_pj_8b"], h["model_pj_4b"],
+                    h["model_pj_2b"]] for h in s["headline"]])
+
+
+def _engine_section(e) -> list[str]:
+    if not e:
+        return []
+    modes = list(e.get("cycles_per_image") or {})
+    lines = ["", "## Layer engine running the network", "",
+             f"`{e['name']}` {json.dumps(e['params'], sort_keys=True)}: "
+             f"{_fmt(e.get('sky130_um2'))} µm² of logic, {_fmt(e.get('memory_bits'))} SRAM bits.", ""]
+    if modes:
+        lines.append(_table(["mode", "cycles / image", "µJ / image", "pJ / MAC"],
+                            [[m, e["cycles_per_image"].get(m), e["energy_uj_per_image"].get(m),
+                              e["energy_pj_per_mac"].get(m)] for m in modes]))
+    if e.get("note"):
+        lines += ["", e["note"]]
+    return lines
+
+
+PLOTS_MARK = "<!-- plots -->"
+
+
 def markdown(summary: dict) -> str:
     """The report as Markdown (the HTML page renders the same tables)."""
     s = summary
-    lines = ["# DQT silicon-cost report", ""]
+    lines = ["# DQT silicon-cost report", "", conclusion(s["headline"]), "",
+             "## Headline (n = 8)", "", _headline_table(s), "",
+             "Energy: activity-based on sky130 HD (gate-level simulation of the mapped netlist "
+             "with the network's own vectors, OpenSTA report_power), per MAC (per output value "
+             "for the requantizers); model: Horowitz 45 nm per-operation figures. Every design "
+             "is a catalog component (`dqt rtl generate` writes it under the same name) that "
+             "the cocotb suite verifies against the golden model.", ""]
+    lines += _gap(s["designs"])
+    lines += ["", PLOTS_MARK, ""]
     for n in s.get("notes", []):
         lines.append(f"> note: {n}")
-    lines += ["", "## Headline (n = 8)", "",
-              "Energy: activity-based on sky130 HD (gate-level simulation of the mapped netlist "
-              "with the network's own vectors, OpenSTA report_power), per MAC (per output value "
-              "for the requantizers); model: Horowitz 45 nm per-operation figures.", ""]
-    lines.append(_table(["design", "unit", "sky130 µm²", "iCE40 LUT", "pJ @8b", "pJ @4b", "pJ @2b",
-                         "model @8b", "model @4b", "model @2b"],
-                        [[h["name"], h["unit"], h["sky130_um2"], h["ice40_luts"], h["pj_8b"],
-                          h["pj_4b"], h["pj_2b"], h["model_pj_8b"], h["model_pj_4b"],
-                          h["model_pj_2b"]] for h in s["headline"]]))
+    lines += _engine_section(s.get("engine"))
     lines += ["", "## All designs", ""]
     rows = []
     for d in s["designs"]:
@@ -162,12 +258,12 @@ def markdown(summary: dict) -> str:
         ratio = None
         if e.get("8") and em.get("8"):
             ratio = e["8"] / em["8"]
-        rows.append([d["name"], d["source"], d["transistors"], d["sky130_um2"], d["ice40_luts"],
+        rows.append([d["name"], d["catalog"], d["transistors"], d["sky130_um2"], d["ice40_luts"],
                      (d["fpga"].get("ice40_nodsp") or {}).get("lut"), d["ecp5_luts"],
                      (d["fpga"].get("xilinx") or {}).get("lut"), d["fmax_mhz_ice40"],
                      d["fmax_mhz_ecp5"], d["sta_critical_path_ns"], e.get("8"), em.get("8"), ratio,
                      d.get("memory_bits") or None])
-    lines.append(_table(["design", "src", "transistors", "sky130 µm²", "iCE40 LUT (DSP)",
+    lines.append(_table(["design", "catalog", "transistors", "sky130 µm²", "iCE40 LUT (DSP)",
                          "iCE40 LUT (no DSP)", "ECP5 LUT", "Xilinx LUT", "Fmax iCE40 MHz",
                          "Fmax ECP5 MHz", "STA path ns", "pJ/op @8b", "model @8b",
                          "measured/model", "SRAM bits (outside the area)"], rows))
@@ -205,7 +301,11 @@ def markdown(summary: dict) -> str:
         lines += ["", f"Paper comparison (ResNet-50: 28.3M shifts vs 56.6M fp ops): "
                       f"{t['paper_resnet50']['verdict']}."]
     if s.get("accuracy"):
-        lines += ["", "## Accuracy vs BitOPs (held-out digits)", ""]
+        count = {v.get("images") for v in s["accuracy"].values()}
+        lines += ["", "## Accuracy vs BitOPs (held-out digits)", "",
+                  f"Golden model on the {'/'.join(map(str, sorted(c for c in count if c)))} "
+                  "held-out images of the artifact's split: the images and count `dqt eval` "
+                  "scores.", ""]
         lines.append(_table(["mode", "accuracy", "BitOPs / image", "mean bits"],
                             [[m, v["accuracy"], v["bitops_per_image"], v["bits"]]
                              for m, v in s["accuracy"].items()]))
@@ -248,8 +348,8 @@ def markdown(summary: dict) -> str:
 
 
 def _md_to_html(md: str, images: dict, inline: dict | None = None) -> str:
-    """Minimal Markdown (headings, tables, quotes, lists, code) to HTML. ``images`` go under
-    the headline heading; ``inline`` (file name -> base64 PNG) replaces ``![alt](file)``."""
+    """Minimal Markdown (headings, tables, quotes, lists, code) to HTML. ``images`` go where
+    the plots marker stands; ``inline`` (file name -> base64 PNG) replaces ``![alt](file)``."""
     inline = inline or {}
     out = ["<!doctype html><html><head><meta charset='utf-8'><title>DQT silicon-cost report"
            "</title><style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
@@ -283,9 +383,9 @@ def _md_to_html(md: str, images: dict, inline: dict | None = None) -> str:
         if line.startswith("#"):
             lvl = len(line) - len(line.lstrip("#"))
             out.append(f"<h{lvl}>{html.escape(line[lvl:].strip())}</h{lvl}>")
-            if line.startswith("## Headline"):
-                for name, b64 in images.items():
-                    out.append(f"<p><img alt='{name}' src='data:image/png;base64,{b64}'></p>")
+        elif line == PLOTS_MARK:
+            for name, b64 in images.items():
+                out.append(f"<p><img alt='{name}' src='data:image/png;base64,{b64}'></p>")
         elif (m := re.fullmatch(r"!\[[^\]]*\]\(([^)]+)\)", line)) and m[1] in inline:
             name = m[1]
             out.append(f"<p><img alt='{html.escape(name)}' "
@@ -302,14 +402,23 @@ def _md_to_html(md: str, images: dict, inline: dict | None = None) -> str:
     return "\n".join(out)
 
 
+def plots_for(summary: dict) -> list[str]:
+    """The plots a summary gets: area vs width only when the sweep has more than one width."""
+    widths = {d["n"] for d in summary["designs"] if d["family"] != "engine"}
+    return [p for p in PLOTS if p != PLOTS[0] or len(widths) > 1]
+
+
 def write_outputs(out_dir, summary: dict, sources: dict | None = None) -> Path:
     """Write summary.json, report.md, index.html and the PNGs into ``out_dir`` atomically.
     ``sources``: report file name -> path of each experiment plot to copy in."""
     sources = sources or {}
     from golden.network import atomic_write_dir
 
+    plots = plots_for(summary)
+
     def writer(tmp: Path):
-        _plot_area(summary["designs"], tmp / PLOTS[0])
+        if PLOTS[0] in plots:
+            _plot_area(summary["designs"], tmp / PLOTS[0])
         _plot_energy(summary["designs"], tmp / PLOTS[1])
         _plot_accuracy(summary.get("accuracy"), tmp / PLOTS[2])
         _plot_transition(summary["transition"], tmp / PLOTS[3])
@@ -323,10 +432,9 @@ def write_outputs(out_dir, summary: dict, sources: dict | None = None) -> Path:
             json.dump(summary, f, indent=1, sort_keys=True, allow_nan=False)
             f.write("\n")
         md = markdown(summary)
-        md_img = md.replace("## Headline (n = 8)", "\n".join(f"![{p}]({p})" for p in PLOTS)
-                            + "\n\n## Headline (n = 8)", 1)
+        md_img = md.replace(PLOTS_MARK, "\n".join(f"![{p}]({p})" for p in plots), 1)
         (tmp / "report.md").write_text(md_img)
-        images = {p: base64.b64encode((tmp / p).read_bytes()).decode() for p in PLOTS}
+        images = {p: base64.b64encode((tmp / p).read_bytes()).decode() for p in plots}
         (tmp / "index.html").write_text(_md_to_html(md, images, inline))
 
     out = Path(out_dir)

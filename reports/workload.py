@@ -13,7 +13,6 @@ provenance.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,22 +50,15 @@ class Workload:
 
 
 def digits_test_codes(net: Network, limit: int | None = None):
-    """Held-out digits images as input codes, and labels, by the artifact's split rule."""
-    from sklearn.datasets import load_digits
+    """Held-out digits images as input codes, and labels: the artifact's split, regenerated
+    by :func:`training.data.digits_split` (the one split ``dqt eval`` and ``dqt sim`` use)."""
+    from training.data import digits_split
     meta = (net.manifest.get("metadata") or {}).get("dataset") or {}
-    seed = int(meta.get("split_seed", 0))
-    frac = float(meta.get("test_fraction", 0.2))
-    d = load_digits()
-    x = d.images.astype(np.float32)
-    y = d.target.astype(np.int64)
-    p = np.random.default_rng(seed).permutation(len(y))
-    te = p[:math.ceil(frac * len(y))]
+    d = digits_split(int(meta.get("split_seed", 0)), float(meta.get("test_fraction", 0.2)))
     shape = tuple(net.manifest["input"]["shape"])
-    xt = x[te].reshape((len(te),) + shape)
+    xt, yt = d.x_test.reshape((len(d.y_test),) + shape), d.y_test
     if limit:
-        xt, yt = xt[:limit], y[te][:limit]
-    else:
-        yt = y[te]
+        xt, yt = xt[:limit], yt[:limit]
     return quantize_input(net, xt), yt
 
 
@@ -107,10 +99,12 @@ def _layer_elements(net, l, tr, rng, count):
 
 
 def build_workload(net: Network | None = None, cycles: int = 128, lanes: int = 128,
-                   seed: int = 0, images: int = 120, requant_len: int = 64) -> Workload:
+                   seed: int = 0, images: int | None = None,
+                   requant_len: int = 64) -> Workload:
     """Sample MAC streams and requantizer operands at every candidate precision of ``net``.
 
-    ``cycles`` x ``lanes`` MACs per precision; ``images`` held-out images feed the golden run.
+    ``cycles`` x ``lanes`` MACs per precision; ``images`` held-out images (None: all of them,
+    the images ``dqt eval`` scores) feed the golden run and the accuracy figures.
     """
     source = "artifact"
     if net is None:
@@ -133,7 +127,7 @@ def build_workload(net: Network | None = None, cycles: int = 128, lanes: int = 1
         res = run_network(net, x, bits=b, trace=True)
         acc_info[f"static {b}"] = {
             "accuracy": float(np.mean(np.argmax(res.output.reshape(len(y), -1), axis=1) == y)),
-            "bitops_per_image": res.totals()["bitops"] / len(y), "bits": b}
+            "bitops_per_image": res.totals()["bitops"] / len(y), "bits": b, "images": len(y)}
         weights = np.array([res.ops[l["name"]]["macs"] for l in qls], dtype=float)
         weights /= weights.sum()
         X = np.zeros((cycles, lanes), np.int64)
@@ -174,7 +168,7 @@ def build_workload(net: Network | None = None, cycles: int = 128, lanes: int = 1
         acc_info["dynamic"] = {
             "accuracy": float(np.mean(np.argmax(res.output.reshape(len(y), -1), axis=1) == y)),
             "bitops_per_image": res.totals()["bitops"] / len(y),
-            "bits": float(res.bits.mean())}
+            "bits": float(res.bits.mean()), "images": len(y)}
     return Workload(n, sorted(net.candidate_bits), macs, requant, source, seed, acc_info)
 
 

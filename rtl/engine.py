@@ -3,7 +3,7 @@ configuration registers, streaming input/output and the requantizer at the outpu
 
 The cycle-level protocol is specified in ``docs/rtl.md`` (section "Layer engine"); the
 host-side convention (register values, weight rows, beats, reassembly) is modelled in
-:mod:`golden.engine`, which the tests and the cocotb testbenches share.
+:mod:`rtl.engine_protocol`, which the tests and the cocotb testbenches share.
 """
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from golden.engine import CFG, FLAG, EngineGeometry
+from .engine_protocol import CFG, FLAG, EngineGeometry
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
     check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, \
     rshift_round_comb, sum_tree
-from .mac import VARIANTS, shift_left_by_bits
+from .nested_mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]
 
@@ -64,7 +64,7 @@ class Engine(wiring.Component):
     m_bits : int
         Width of the unsigned per-channel multiplier M.
     variant : "right" or "msb"
-        MAC organisation (see :class:`rtl.mac.NestedMac`); both are bit-identical.
+        MAC organisation (see :class:`rtl.nested_mac.NestedMac`); both are bit-identical.
     candidates : iterable of int or None
         Supported precisions (default 1..n); other ``bits`` values mean full precision.
     add_bits : int
@@ -160,7 +160,7 @@ class Engine(wiring.Component):
 
     @property
     def geometry(self) -> EngineGeometry:
-        """The parameters the host convention (:mod:`golden.engine`) depends on."""
+        """The parameters the host convention (:mod:`rtl.engine_protocol`) depends on."""
         return EngineGeometry(self._n, self._lanes, self._pes, self._max_k, self._max_out,
                               self._weight_depth, self._acc_max, self._m_bits,
                               None if self._candidates == tuple(range(1, self._n + 1))

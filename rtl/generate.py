@@ -203,8 +203,9 @@ def generate(out_dir, config: dict | None = None, progress: bool = False) -> dic
             modules.append({
                 "name": inst["name"], "file": fname, "top": top,
                 "component": inst["component"], "class": spec.cls_path,
-                "golden": spec.golden, "params": _jsonable(params), "derived": info,
-                "latency": info.get("latency"), "latency_note": spec.latency_note,
+                "golden": spec.golden, "testbench": f"cocotb_tests/{spec.testbench}.py",
+                "params": _jsonable(params), "derived": info,
+                "latency": info.get("latency"), "latency_note": spec.latency,
                 "clock_reset": CLOCK_NOTE, "ports": port_table(comp),
                 "sha256": hashlib.sha256(text.encode()).hexdigest(),
             })

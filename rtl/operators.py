@@ -15,7 +15,7 @@ from golden.formats import AddConstants, IntFormat, MulConstants
 
 from ._common import RTLParamError, ceil_log2, check_int, clamp, code_shape, const_width, \
     rshift_round_comb, sum_tree
-from .accumulator import accumulate_stage
+from .accumulate import accumulate_stage
 
 __all__ = ["IntMul", "IntAdd", "PaperDot", "FactoredDot"]
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.engine import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
+from rtl.engine_protocol import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
 from golden.formats import DQTValueError
 
 from . import runner

@@ -1,6 +1,6 @@
 // Verilator-native batch driver of the layer engine (rtl.engine.Engine), loaded by
 // sim/batch.py through ctypes. The host convention (register writes, weight rows, channel
-// constants, beats) is golden.engine's; this file only moves arrays of it through the
+// constants, beats) is rtl.engine_protocol's; this file only moves arrays of it through the
 // engine's ports one clock at a time, in C++, with no VPI and no Python per clock.
 //
 // Build: sim.batch compiles this file with the engine's Verilog into a shared library

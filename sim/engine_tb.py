@@ -1,7 +1,7 @@
 """cocotb driver of the layer engine through :class:`sim.harness.EngineHarness`.
 
 The host convention (register writes, weight rows, per-channel constants, input beats,
-output mapping) is :mod:`golden.engine`'s; this module only moves it through the harness:
+output mapping) is :mod:`rtl.engine_protocol`'s; this module only moves it through the harness:
 register and memory writes one per clock (a few hundred per layer), activation beats and
 results in batches through the wide ``in_data``/``out_data`` ports, so the simulator runs
 freely while the engine computes.
@@ -12,7 +12,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
-from golden.engine import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
+from rtl.engine_protocol import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
+from golden.formats import DQTValueError
 
 from .packing import pack_array, unpack_array
 from .stream import PERIOD_NS

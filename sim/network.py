@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from golden import defaults
 from golden.formats import DQTValueError
 from golden.network import QUANT_TYPES, load_network, quantize_input
 
@@ -38,8 +39,9 @@ from . import runner
 
 __all__ = ["engine_params_for", "input_codes", "verify_network", "DEFAULT_ENGINE", "DRIVERS"]
 
-#: Engine geometry used for network runs unless overridden: 8 lanes x 8 MACs per cycle.
-DEFAULT_ENGINE = {"lanes": 8, "pes": 8, "variant": "right"}
+#: Engine geometry used for network runs unless overridden: the catalog's lanes x MACs per
+#: lane and alignment; the memories are sized for the network (:func:`engine_params_for`).
+DEFAULT_ENGINE = {k: defaults.ENGINE[k] for k in ("lanes", "pes", "variant")}
 
 
 def _check_overrides(overrides) -> dict:

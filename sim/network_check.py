@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from golden import layers as L
-from golden.engine import conv_from_rows, conv_rows, plan_network_layer
+from rtl.engine_protocol import conv_from_rows, conv_rows, plan_network_layer
 from golden.formats import AddConstants, DQTValueError, IntFormat
 from golden.network import QUANT_TYPES, run_network
 
@@ -148,7 +148,9 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
     B = np.array(net.candidate_bits, dtype=np.int64)
     overflow_mismatch = []
     t0 = time.monotonic()
+    cycles_by_mode, macs_by_mode = {}, {}
     for mode in modes:
+        cycles0, macs0 = tb.cycles_busy, stats["verified_macs"]
         bits_arg = None if mode == "static" else ("dynamic" if mode == "dynamic" else int(mode))
         res = run_network(net, x, bits=bits_arg, trace=True)
         bits = res.bits.copy()
@@ -176,6 +178,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             if name == tap:
                 bits = await _controller(tb, net, env[tap], res, bits, qidx, B, mode, chk, stats,
                                          overflow_mismatch)
+        cycles_by_mode[str(mode)] = int(tb.cycles_busy - cycles0)
+        macs_by_mode[str(mode)] = int(stats["verified_macs"] - macs0)
         if log:
             log(f"mode {mode}: {chk.elements} elements checked so far, {chk.mismatches} mismatches")
     sim_s = time.monotonic() - t0
@@ -188,7 +192,8 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             "host_elements": chk.by_kind["host"], "mismatches": mism,
             "overflow_mismatches": overflow_mismatch,
             "verified_macs": stats["verified_macs"], "sim_seconds": round(sim_s, 3),
-            "engine_cycles": int(tb.cycles_busy), "first_mismatch": chk.first,
+            "engine_cycles": int(tb.cycles_busy), "engine_cycles_by_mode": cycles_by_mode,
+            "verified_macs_by_mode": macs_by_mode, "first_mismatch": chk.first,
             "per_layer": chk.layers}
 
 

@@ -135,13 +135,13 @@ def test_nested_mac_exact(case, variant):
     assert int(ops.bitserial_mac(np.array(x), np.array(w), n, bits, spec, mode, bias)[0]) == want
 
 
-def test_full_precision_mac_is_int8_mac():
+def test_full_precision_mac_is_int_mac():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, (500, 64))
     w = rng.integers(-128, 128, (500, 64))
     spec = AccumulatorSpec(acc_width_rule(8, 64))
     a, _ = ops.nested_mac(x, w, 8, 8, spec)
-    b, _ = ops.int8_mac(x, w, spec)
+    b, _ = ops.int_mac(x, w, spec)
     assert np.array_equal(a, b)
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from golden import defaults
 from golden.formats import MAX_MASTER_WIDTH, DQTValueError, NestedMode
 
 __all__ = [
@@ -53,8 +54,8 @@ class QuantConfig:
     """
 
     n: int = 8
-    B: tuple = (2, 4, 6, 8)
-    mode: str = "floor"
+    B: tuple = defaults.CANDIDATES
+    mode: str = defaults.MODE.value
     scales: str = "nested"
 
     def __post_init__(self):

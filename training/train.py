@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from golden import defaults
 from golden.formats import DQTValueError
 
 from .controller import TauSchedule
@@ -59,8 +60,8 @@ class Recipe:
     split_seed: int = 0
     test_fraction: float = 0.2
     n: int = 8
-    B: tuple = (2, 4, 6, 8)
-    mode: str = "floor"          # the paper's single right shift; "round" is first-class too
+    B: tuple = defaults.CANDIDATES
+    mode: str = defaults.MODE.value  # the paper's single right shift; "round" is first-class too
     scales: str = "nested"       # "independent": the scale ablation (no integer export)
     arch: str | None = None      # None: digits_cnn for digits*, resnet20 for cifar10
     width: int = 16

@@ -1,7 +1,7 @@
 """Area grows with width for the multiplier-based designs (Yosys transistors and sky130)."""
 import pytest
 
-from reports.designs import proxy_designs
+from reports.designs import cost_designs
 from reports.synth import parse_stat_cells, ports_of, synth
 
 from .conftest import need
@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.tools]
 @need("yosys")
 @pytest.mark.parametrize("family", ["int_mac", "nested_mac"])
 def test_area_grows_with_width(family, liberty):
-    ds = [d for d in proxy_designs((4, 8, 16)) if d.family == family
+    ds = [d for d in cost_designs((4, 8, 16), include_engine=False) if d.family == family
           and d.params.get("mode", "floor") == "floor" and d.params.get("variant", "right") == "right"]
     assert [d.n for d in ds] == [4, 8, 16]
     tr, um2 = [], []
@@ -52,9 +52,9 @@ def test_fpga_flows_infer_dsps_and_memories_stay_macros(liberty):
     """The vendor flows start from the elaborated design (a multiplier lands on a DSP with
     -dsp and in LUTs without); the gate-level flows keep memories as SRAM macros and say
     how many bits they hold."""
-    from reports.designs import rtl_designs
+    from reports.designs import design_by_name
     from reports.synth import synth_many
-    d = next(d for d in proxy_designs((8,)) if d.family == "int_mac")
+    d = design_by_name("int_mac_n8")
     v, top = d.verilog()
     r = synth_many(v, top, ["ice40", "ice40_nodsp", "cmos"])
     assert r["ice40"]["resources"]["dsp"] >= 1
@@ -62,7 +62,7 @@ def test_fpga_flows_infer_dsps_and_memories_stay_macros(liberty):
     assert r["ice40_nodsp"]["resources"]["lut"] > r["ice40"]["resources"]["lut"]
     assert r["cmos"]["memory_bits"] == 0
     from rtl.registry import resolve_params
-    eng = next(d for d in rtl_designs() if d.name == "rtl_engine")
+    eng = design_by_name("engine")
     p = resolve_params("engine", eng.params)
     v, top = eng.verilog()
     bits = synth_many(v, top, ["cmos"])["cmos"]["memory_bits"]

@@ -6,7 +6,7 @@ import pytest
 from dqt.cli import main
 from golden.formats import DQTValueError
 from reports.build import DESIGN_KEYS, SUMMARY_KEYS, build_report
-from reports.render import PLOTS
+from reports.render import PLOTS, conclusion, plots_for
 
 from .conftest import need
 
@@ -22,13 +22,23 @@ def _check_files(out):
     for d in s["designs"]:
         for k in DESIGN_KEYS:
             assert k in d
-    for p in PLOTS:
+    for p in plots_for(s):
         assert (out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # one master width in the list: no area-vs-width plot
+    assert (PLOTS[0] in plots_for(s)) == (len({d["n"] for d in s["designs"]}) > 1)
+    assert (out / PLOTS[0]).exists() == (PLOTS[0] in plots_for(s))
     html = (out / "index.html").read_text()
     assert html.startswith("<!doctype html>") and "data:image/png;base64," in html
     assert "</table>" in html and html.rstrip().endswith("</html>")
     md = (out / "report.md").read_text()
     assert "## Headline" in md and "## Transition cost" in md
+    # the first screen: title, the computed conclusion, then the headline table
+    head = md.splitlines()
+    assert head[0] == "# DQT silicon-cost report" and head[2] == conclusion(s["headline"])
+    assert head[4].startswith("## Headline") and head[6].startswith("| design")
+    assert "e+0" not in md.split("## Provenance")[0], "a number written with an exponent"
+    for d in s["designs"]:
+        assert d["source"] == "rtl" and d["catalog"] == d["family"]
     assert not list(out.parent.glob(f".{out.name}.*")), "temporary directory left behind"
     return s
 
@@ -123,3 +133,40 @@ def test_experiments_section(tmp_path, monkeypatch):
     assert main(["report", "--out", str(tmp_path / "rep3"), "--experiments",
                  str(tmp_path / "none")]) == 2
     assert not (tmp_path / "rep3").exists()
+
+
+def _row(name, um2, pj8, pj4):
+    return {"name": name, "unit": "MAC", "sky130_um2": um2, "ice40_luts": 1, "pj_8b": pj8,
+            "pj_4b": pj4, "pj_2b": None}
+
+
+def test_conclusion_is_computed_from_the_numbers():
+    rows = [_row("int_mac_n8", 4000.0, 10.0, 8.0), _row("nested_mac_floor_right_n8", 5000.0, 9.0, 6.0),
+            _row("fp32_requant_n8", 30000.0, 80.0, 80.0), _row("requantize_n8", 9000.0, 20.0, 20.0)]
+    c = conclusion(rows)
+    assert "1.25x the area" in c and "0.60x the integer MAC at 8 bits" in c
+    assert "0.75x the integer MAC fed 4-bit codes" in c and "4.00x the dyadic" in c
+    rows[1]["sky130_um2"] = 8000.0
+    assert "2.00x the area" in conclusion(rows)
+    assert "no comparison" in conclusion(rows[2:])
+
+
+def test_numbers_are_written_without_exponents():
+    from reports.render import _fmt
+    assert [_fmt(v) for v in (4321.0, 12345678.9, 0.000123, 3.14159, 0.5, 7, None)] == \
+        ["4,321", "12,345,679", "0.000123", "3.14", "0.500", "7", "–"]
+
+
+def test_engine_summary_reads_the_simulation(tmp_path):
+    from reports.build import ENGINE_MODES, engine_summary
+    from rtl.registry import COST_POINTS
+    row = {"name": "engine", "family": "engine", "params": COST_POINTS["engine"][1],
+           "sky130_um2": 123456.0, "memory_bits": 8192}
+    sim = tmp_path / "sim.json"
+    sim.write_text(json.dumps({"images": 4, "engine_cycles_by_mode": {"2": 4000, "dynamic": 4004},
+                               "engine": {}}))
+    e = engine_summary([row], sim)
+    assert e["cycles_per_image"] == {"2": 1000, "dynamic": 1001} and e["images_sampled"] == 4
+    assert set(e["energy_pj_per_mac"]) == set(ENGINE_MODES) and e["sky130_um2"] == 123456.0
+    assert engine_summary([row], None)["cycles_per_image"] == {}
+    assert engine_summary([], sim) is None

@@ -1,5 +1,5 @@
 """Drive :class:`rtl.engine.Engine` in the Amaranth simulator with the host convention of
-:mod:`golden.engine` (register writes, weight rows, channel constants, input beats)."""
+:mod:`rtl.engine_protocol` (register writes, weight rows, channel constants, input beats)."""
 from __future__ import annotations
 
 import random

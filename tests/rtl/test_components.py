@@ -15,14 +15,14 @@ import pytest
 from golden.formats import AccumulatorSpec, AddConstants, IntFormat, MulConstants, \
     acc_width_rule
 from golden import ops
-from rtl.accumulator import Accumulate
-from rtl.bitserial import BitserialMac
-from rtl.fp32 import Fp32Requant
-from rtl.int8mac import Int8Mac
-from rtl.mac import NestedMac
+from rtl.accumulate import Accumulate
+from rtl.bitserial_mac import BitserialMac
+from rtl.fp32_requant import Fp32Requant
+from rtl.int_mac import IntMac
+from rtl.nested_mac import NestedMac
 from rtl.operators import FactoredDot, IntAdd, IntMul, PaperDot
-from rtl.requant import Requantize
-from rtl.shifter import NestedShift
+from rtl.requantize import Requantize
+from rtl.nested_shift import NestedShift
 
 from .harness import as_int, run_stream
 
@@ -183,14 +183,14 @@ def test_parallel_equals_bitserial_every_precision(mode, record_property):
 
 
 @pytest.mark.parametrize("overflow,acc_width", [("wrap", None), ("saturate", 18)])
-def test_int8_mac(overflow, acc_width, record_property):
+def test_int_mac(overflow, acc_width, record_property):
     n, pes = 8, 4
-    dut = Int8Mac(n, pes, acc_width, max_terms=64, overflow=overflow)
+    dut = IntMac(n, pes, acc_width, max_terms=64, overflow=overflow)
     rng = np.random.default_rng(5)
     packets = _packets(rng, n, pes, 40, dut.acc_width, [8])
     outs, _ = run_stream(dut, _mac_beats(packets, pes, with_bits=False), len(packets), seed=2)
     spec = AccumulatorSpec(dut.acc_width, overflow)
-    _check_mac_outputs(outs, packets, lambda x, w, b, bits: ops.int8_mac(x, w, spec, b, n))
+    _check_mac_outputs(outs, packets, lambda x, w, b, bits: ops.int_mac(x, w, spec, b, n))
     record_property("vectors", len(packets))
 
 

@@ -1,7 +1,7 @@
 # amaranth: UnusedElaboratable=no
 """The layer engine against the golden model in Amaranth's simulator.
 
-Expected values come from ``golden.layers.qdense`` (via ``golden.engine.reference_dense``),
+Expected values come from ``golden.layers.qdense`` (via ``rtl.engine_protocol.reference_dense``),
 ``golden.ops.int_add`` and ``golden.network.run_network`` traces, element for element,
 with the precision changing between consecutive input vectors.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from golden import engine as ge
+from rtl import engine_protocol as ge
 from golden.formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat
 from golden.network import load_network, run_network, save_network
 from golden.ops import int_add

@@ -4,6 +4,8 @@ import json
 import numpy as np
 import pytest
 
+from golden import defaults
+
 from golden.formats import DQTValueError
 from golden.network import load_network, run_network, save_network
 from training.evaluate import code_agreement, constants_equal, digits_test_codes, \
@@ -32,7 +34,8 @@ def test_artifact_files_and_metadata(art):
     assert meta["fp32_accuracy"] == summary["fp32_accuracy"]
     assert meta["seed"] == 0 and meta["dataset"]["n_test"] >= 360
     assert Recipe.from_json(meta["recipe"]).width == 4
-    assert net.candidate_bits == [2, 4, 6, 8] and net.mode == "floor"  # the paper's shift
+    assert net.candidate_bits == list(defaults.CANDIDATES) and net.mode == defaults.MODE.value
+    assert net.mode == "floor"  # the paper's single right shift
     ctrl = net.controller
     assert ctrl["tap"] == "conv1" and ctrl["controlled"] == ["conv2", "conv3", "fc"]
     last = ctrl["layers"][-1]

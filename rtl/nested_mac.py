@@ -5,12 +5,13 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, bits_width, check_candidates, check_choice, \
     check_int, check_mode, check_n, check_overflow, materialize, nested_shift_comb, \
     overflow_policy, sum_tree
-from .accumulator import accumulate_stage, exact_width, sticky_flag
+from .accumulate import accumulate_stage, exact_width, sticky_flag
 
 __all__ = ["NestedMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]
 
@@ -84,8 +85,8 @@ class NestedMac(wiring.Component):
     Latency: 2 cycles from the ``last`` beat to the result; one beat per cycle.
     """
 
-    def __init__(self, n=8, pes=8, acc_width=None, max_terms=512, mode="floor",
-                 variant="right", overflow="wrap", candidates=None):
+    def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
+                 variant=D.ALIGNMENT, overflow=D.OVERFLOW, candidates=None):
         self._n = check_n(n)
         self._pes = check_int("pes", pes, 1, 256)
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)

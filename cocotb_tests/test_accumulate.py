@@ -1,4 +1,4 @@
-"""Packet accumulator (``rtl.accumulator.Accumulate``) against ``golden.ops.accumulate``.
+"""Packet accumulator (``rtl.accumulate.Accumulate``) against ``golden.ops.accumulate``.
 
 Packets of 1..8 signed addends (extremes of the addend width, zero, random), exact sums on
 both sides of the declared width's range, wrap and saturate, random gaps and

@@ -1,22 +1,21 @@
-"""Dot-product MACs against the golden model: ``rtl.mac.NestedMac`` (variants "right" and
-"msb"), ``rtl.bitserial.BitserialMac`` and the fixed-precision ``rtl.int8mac.Int8Mac``.
+"""The packet testbench of the dot-product MACs (``nested_mac``, ``bitserial_mac``,
+``int_mac``): one testbench for the three, since they share ports and packet convention
+(the integer MAC has no ``bits`` field).
 
-One testbench serves all three (same packet ports; the int8 MAC has no ``bits`` field).
 Stimulus: packets of 1..4 beats, each packet at its own precision (so the precision changes
 mid-stream between consecutive dot products), operands drawn as directed corners (all
 zero, all at the range extremes) and uniform random, biases uniform or pushed to the
 declared width's edges so that both overflow outcomes occur; random valid gaps and
-backpressure. Scoreboard: ``golden.ops.nested_mac`` / ``bitserial_mac`` / ``int8_mac``
+backpressure. Scoreboard: ``golden.ops.nested_mac`` / ``bitserial_mac`` / ``int_mac``
 per packet, value and overflow flag, and the sticky flag with its clear.
 Coverage: precision x operand class x overflow (a zero-operand packet cannot overflow:
 its sum is the in-range bias).
+
+The cocotb modules ``cocotb_tests/test_<operator>.py`` import the tests defined here.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
 import cocotb
 from cocotb.triggers import FallingEdge, ReadOnly
@@ -28,7 +27,7 @@ from sim.coverage import Coverage, operand_class
 from sim.packing import pack, unpack
 from sim.stream import StreamTB, entry_from_env
 
-MODULE = Path(__file__).stem
+__all__ = ["MacTB", "random_packets", "precision_change_every_beat_stream"]
 
 
 class MacTB(StreamTB):
@@ -45,7 +44,7 @@ class MacTB(StreamTB):
         self.mode = d.get("mode", "floor")
         self.variant = entry["params"].get("variant", "right")
         self.cands = d.get("candidates", [self.n])
-        self.has_bits = self.component != "int8_mac"
+        self.has_bits = self.component != "int_mac"
         self.pin = entry["ports_by_name"]["i__payload"]
         self.pout = entry["ports_by_name"]["o__payload"]
         self.rng = np.random.default_rng(seed)
@@ -91,8 +90,8 @@ class MacTB(StreamTB):
     def _exact(self, x, w, bits):
         """Exact product sum in master units (no bias, no overflow policy)."""
         wide = AccumulatorSpec(62, "wrap")
-        if self.component == "int8_mac":
-            return int(ops.int8_mac(x, w, wide, 0, self.n)[0])
+        if self.component == "int_mac":
+            return int(ops.int_mac(x, w, wide, 0, self.n)[0])
         return int(ops.nested_mac(x, w, self.n, bits, wide, self.mode, 0)[0])
 
     def beats(self, packets):
@@ -116,8 +115,8 @@ class MacTB(StreamTB):
         acc = AccumulatorSpec(self.W, self.overflow)
         vals, overs = [], []
         for x, w, bits, bias in packets:
-            if self.component == "int8_mac":
-                v, o = ops.int8_mac(x, w, acc, bias, self.n)
+            if self.component == "int_mac":
+                v, o = ops.int_mac(x, w, acc, bias, self.n)
             elif self.component == "bitserial_mac":
                 v, o = ops.bitserial_mac(x, w, self.n, bits, acc, self.mode, bias)
             else:
@@ -192,52 +191,3 @@ async def precision_change_every_beat_stream(dut):
         w = tb.rng.integers(-(1 << (n - 1)), 1 << (n - 1), P)
         pk.append((x, w, int(cands[i % len(cands)]), 0))
     await tb.check(pk, f"{tb.component} per-beat precision")
-
-
-# ------------------------------------------------------------------------------- pytest
-MAC_CONFIGS = [
-    # (n, variant, mode, overflow, acc_width): every variant and mode, both policies;
-    # acc_width below the default rule so random sums overflow
-    (8, "right", "floor", "wrap", 19),
-    (8, "right", "round", "saturate", 19),
-    (8, "msb", "floor", "saturate", 19),
-    (8, "msb", "round", "wrap", 19),
-    (4, "right", "round", "wrap", 11),
-]
-
-
-# Verilator (slow builds) runs the n = 8 configurations, Icarus all of them.
-MAC_CASES = [(*c, s) for c in MAC_CONFIGS for s in ("verilator", "icarus")
-             if s == "icarus" or c[0] == 8]
-
-
-@pytest.mark.simulator
-@pytest.mark.parametrize("n,variant,mode,overflow,acc_width,sim", MAC_CASES)
-def test_nested_mac(cocotb_run, sim, n, variant, mode, overflow, acc_width):
-    s = cocotb_run(sim, "nested_mac", {"n": n, "pes": 4, "variant": variant, "mode": mode,
-                                       "overflow": overflow, "acc_width": acc_width,
-                                       "max_terms": 16,
-                                       "candidates": [b for b in (1, 2, 4, 6, 8) if b <= n]},
-                   MODULE, test_params={"seed": n, "packets": 25})
-    assert len(s.passed) == 3
-
-
-@pytest.mark.simulator
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("mode,overflow", [("floor", "wrap"), ("round", "saturate")])
-def test_bitserial_mac(cocotb_run, sim, mode, overflow):
-    s = cocotb_run(sim, "bitserial_mac", {"n": 8, "pes": 4, "mode": mode, "overflow": overflow,
-                                          "acc_width": 19, "max_terms": 16,
-                                          "candidates": [1, 2, 4, 6, 8]},
-                   MODULE, test_params={"seed": 3, "packets": 20})
-    assert len(s.passed) == 3
-
-
-@pytest.mark.simulator
-@pytest.mark.parametrize("sim", ["verilator", "icarus"])
-@pytest.mark.parametrize("overflow", ["wrap", "saturate"])
-def test_int8_mac(cocotb_run, sim, overflow):
-    s = cocotb_run(sim, "int8_mac", {"n": 8, "pes": 4, "overflow": overflow, "acc_width": 19,
-                                     "max_terms": 16},
-                   MODULE, test_params={"seed": 5, "packets": 40})
-    assert len(s.passed) == 3

@@ -1,4 +1,4 @@
-"""The float baseline (``rtl.fp32.Fp32Requant``) against ``golden.ops.fp32_requant``
+"""The float baseline (``rtl.fp32_requant.Fp32Requant``) against ``golden.ops.fp32_requant``
 (numpy float32: int -> binary32, multiply by a binary32 scale, round half to even).
 
 Stimulus: accumulators at the range ends, zero, powers of two around 2^24 (where the int to
@@ -17,6 +17,7 @@ import cocotb
 
 from golden import ops
 from golden.formats import IntFormat
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage
 from sim.packing import pack, unpack
@@ -92,4 +93,14 @@ async def corners_and_random(dut):
 def test_fp32_requant(cocotb_run, sim, acc_width, n, signed):
     s = cocotb_run(sim, "fp32_requant", {"acc_width": acc_width, "n": n, "signed": signed},
                    MODULE)
+    assert len(s.passed) == 1
+
+
+# Every parameter set of fp32_requant that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("fp32_requant"), ids=lambda p: str(p.get("n", "")))
+def test_fp32_requant_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "fp32_requant", params, MODULE,
+                   test_params={"seed": 8})
     assert len(s.passed) == 1

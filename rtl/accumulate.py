@@ -5,6 +5,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, ceil_log2, check_int, check_overflow, overflow_policy
@@ -80,7 +81,7 @@ class Accumulate(wiring.Component):
     Latency: 1 cycle from the ``last`` beat to the result. Throughput one addend per cycle.
     """
 
-    def __init__(self, width=None, overflow="wrap", addend_width=17, max_terms=512):
+    def __init__(self, width=None, overflow=D.OVERFLOW, addend_width=17, max_terms=D.ACC_TERMS):
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)
         self._addend_width = check_int("addend_width", addend_width, 2, 48)
         if width is None:

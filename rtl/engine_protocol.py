@@ -1,4 +1,5 @@
-"""Golden model of the layer engine's host-side I/O convention (``rtl.engine.Engine``).
+"""Host protocol of the layer engine (``rtl.engine.Engine``): register map, tiling, beat
+packing, and the golden reference of what a programmed engine computes.
 
 Built only from :mod:`golden.ops`, :mod:`golden.layers` and :mod:`golden.fast`. It states
 which register writes, weight rows, per-channel constants and input beats run a layer on
@@ -19,9 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import fast as _fast
-from . import layers as L
-from .formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, NestedMode, \
+from golden import fast as _fast
+from golden import layers as L
+from golden.formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, NestedMode, \
     Overflow, check_bits
 
 __all__ = [

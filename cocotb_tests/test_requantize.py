@@ -1,4 +1,4 @@
-"""Dyadic requantizer (``rtl.requant.Requantize``) against ``golden.ops.requantize``.
+"""Dyadic requantizer (``rtl.requantize.Requantize``) against ``golden.ops.requantize``.
 
 Stimulus: accumulators at the signed range ends, zero, the rounding ties of each shift
 (acc*M = odd multiple of 2^(S-1)) and uniform random values; multipliers 0, 1, the top of
@@ -18,6 +18,7 @@ import cocotb
 
 from golden import ops
 from golden.formats import IntFormat
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage
 from sim.packing import pack, unpack
@@ -105,4 +106,14 @@ async def random_and_corners(dut):
 def test_requantize(cocotb_run, sim, acc_width, m_bits, n, signed):
     s = cocotb_run(sim, "requantize", {"acc_width": acc_width, "m_bits": m_bits, "n": n,
                                        "signed": signed}, MODULE, test_params={"seed": n})
+    assert len(s.passed) == 1
+
+
+# Every parameter set of requantize that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("requantize"), ids=lambda p: str(p.get("n", "")))
+def test_requantize_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "requantize", params, MODULE,
+                   test_params={"seed": 8})
     assert len(s.passed) == 1

@@ -5,12 +5,13 @@ from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, bits_width, check_candidates, check_int, check_mode, \
     check_n, check_overflow, nested_shift_comb, overflow_policy, sum_tree
-from .accumulator import exact_width, sticky_flag
-from .mac import dot_layouts, shift_left_by_bits
+from .accumulate import exact_width, sticky_flag
+from .nested_mac import dot_layouts, shift_left_by_bits
 
 __all__ = ["BitserialMac"]
 
@@ -18,7 +19,7 @@ __all__ = ["BitserialMac"]
 class BitserialMac(wiring.Component):
     """Nested MAC that consumes the weights' b-bit codes MSB first, one bit per cycle.
 
-    Ports and packet convention are those of :class:`rtl.mac.NestedMac`. A beat at
+    Ports and packet convention are those of :class:`rtl.nested_mac.NestedMac`. A beat at
     precision b occupies the datapath for exactly b cycles (``i.ready`` is low for the
     b - 1 cycles after a beat is accepted): cycle j adds ``sum_i bit_(b-1-j)(w_b[i]) * x_b[i]``
     to a doubled partial sum, the MSB with negative weight (two's complement). The weight
@@ -29,14 +30,14 @@ class BitserialMac(wiring.Component):
     Parameters
     ----------
     n, pes, acc_width, max_terms, mode, overflow, candidates
-        As for :class:`rtl.mac.NestedMac`.
+        As for :class:`rtl.nested_mac.NestedMac`.
 
     Latency: the packet's result is valid 1 cycle after its last beat's final bit cycle;
     a beat at precision b takes b cycles (``cycles_per_beat(b)``).
     """
 
-    def __init__(self, n=8, pes=8, acc_width=None, max_terms=512, mode="floor",
-                 overflow="wrap", candidates=None):
+    def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
+                 overflow=D.OVERFLOW, candidates=None):
         self._n = check_n(n)
         self._pes = check_int("pes", pes, 1, 256)
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)

@@ -1,4 +1,4 @@
-"""Nested shifter (``rtl.shifter.NestedShift``) against ``golden.ops.nested_shift``.
+"""Nested shifter (``rtl.nested_shift.NestedShift``) against ``golden.ops.nested_shift``.
 
 Every master code at every precision (exhaustive), interleaved so the precision changes on
 every beat, under random valid gaps and backpressure; then the candidate-set fallback
@@ -15,6 +15,7 @@ import pytest
 import cocotb
 
 from golden import ops
+from rtl.registry import cost_points
 from sim.checker import compare
 from sim.coverage import Coverage
 from sim.packing import pack, unpack
@@ -142,3 +143,11 @@ def test_coverage_fails_without_a_stimulus_class(cocotb_run, drop):
     failed = {r.name.split(".")[-1]: r.message for r in s.failed}
     assert set(failed) == {"exhaustive_interleaved"}, s.table()
     assert "never hit" in failed["exhaustive_interleaved"] and f"'{drop}'" in failed["exhaustive_interleaved"]
+# Every parameter set of nested_shift that the reports cost runs this testbench (Icarus: fast
+# builds); tests/test_catalog.py fails when a costed design is missing here.
+@pytest.mark.simulator
+@pytest.mark.parametrize("params", cost_points("nested_shift"), ids=lambda p: str(p.get("n", "")))
+def test_nested_shift_cost_points(cocotb_run, params):
+    s = cocotb_run("icarus", "nested_shift", params, MODULE,
+                   test_params={"seed": 8})
+    assert len(s.passed) == 2

@@ -1,24 +1,25 @@
-"""Plain fixed-precision integer MAC, the reference design (golden ``int8_mac``)."""
+"""Plain fixed-precision integer MAC, the reference design (golden ``int_mac``)."""
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
 from golden.formats import acc_width_rule
 
 from ._common import RTLParamError, check_int, check_n, check_overflow, overflow_policy, \
     sum_tree
-from .accumulator import accumulate_stage, exact_width, sticky_flag
-from .mac import dot_layouts
+from .accumulate import accumulate_stage, exact_width, sticky_flag
+from .nested_mac import dot_layouts
 
-__all__ = ["Int8Mac"]
+__all__ = ["IntMac"]
 
 
-class Int8Mac(wiring.Component):
+class IntMac(wiring.Component):
     """``pes`` products per beat of unsigned n-bit x and signed n-bit w, no nesting.
 
-    Same ports and timing as :class:`rtl.mac.NestedMac` without the ``bits`` field:
+    Same ports and timing as :class:`rtl.nested_mac.NestedMac` without the ``bits`` field:
     ``acc = bias + sum x*w`` over a packet (``first`` .. ``last``), then the overflow policy.
 
     Parameters
@@ -26,12 +27,12 @@ class Int8Mac(wiring.Component):
     n : int
         Operand width (8 for the int8 reference; 2..16 accepted).
     pes, acc_width, max_terms, overflow
-        As for :class:`rtl.mac.NestedMac`.
+        As for :class:`rtl.nested_mac.NestedMac`.
 
     Latency: 2 cycles from the ``last`` beat to the result; one beat per cycle.
     """
 
-    def __init__(self, n=8, pes=8, acc_width=None, max_terms=512, overflow="wrap"):
+    def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, overflow=D.OVERFLOW):
         self._n = check_n(n)
         self._pes = check_int("pes", pes, 1, 256)
         self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)

@@ -5,6 +5,8 @@ from amaranth.hdl import Module, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden import defaults as D
+
 from ._common import bits_width, check_candidates, check_mode, check_n, code_shape, \
     nested_shift_comb
 
@@ -37,7 +39,7 @@ class NestedShift(wiring.Component):
     ready, so throughput is one code per cycle.
     """
 
-    def __init__(self, n=8, mode="floor", signed=False, candidates=None):
+    def __init__(self, n=D.N, mode=D.MODE, signed=False, candidates=None):
         self._n = check_n(n)
         self._mode = check_mode(mode)
         self._signed = bool(signed)
