@@ -24,6 +24,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 from .cache import cache_dir
+from .engine_energy import ENGINE_MODES
 from .liberty import Liberty, missing_hints
 from .tools import ToolError, find_tool, resolve_liberty, tool_version, warn_first_yosys
 
@@ -92,15 +93,11 @@ def _headline(designs):
     return rows
 
 
-#: Modes of the engine figures: every static width, the trained per-layer widths, dynamic.
-ENGINE_MODES = ("2", "4", "6", "8", "static", "dynamic")
-
-
-def engine_summary(rows, sim_result=None) -> dict | None:
-    """The summary's ``engine`` object: the costed engine's area and SRAM bits, and the
-    cycles per image the RTL simulation of the trained network (``dqt sim``'s result)
-    measured per mode. Gate-level energy of the engine is not simulated (see
-    docs/reports.md, limits): those fields are null and the note says why."""
+def engine_summary(rows, sim_result=None, energy=None) -> dict | None:
+    """The summary's ``engine`` object: the costed engine's area and SRAM bits; cycles,
+    energy per image and per MAC per mode from the gate-level run of the trained network
+    (``energy``: :func:`reports.engine_energy.engine_energy`'s result), or, without one,
+    the cycles per image that ``dqt sim``'s result (``sim_result``) measured."""
     row = next((r for r in rows if r["family"] == "engine"), None)
     if row is None:
         return None
@@ -108,10 +105,22 @@ def engine_summary(rows, sim_result=None) -> dict | None:
     e = {"name": row["name"], "params": Parameters("engine", row["params"]).params,
          "sky130_um2": row["sky130_um2"], "memory_bits": row["memory_bits"],
          "cycles_per_image": {}, "energy_uj_per_image": dict.fromkeys(ENGINE_MODES),
-         "energy_pj_per_mac": dict.fromkeys(ENGINE_MODES), "images_sampled": 0,
-         "note": "energy per image and per MAC are not measured: the engine's weight and "
-                 "input memories are SRAM macros outside the gate-level netlist, which the "
-                 "gate-level simulator cannot run"}
+         "energy_pj_per_mac": dict.fromkeys(ENGINE_MODES), "images_sampled": 0, "note": ""}
+    if energy is not None:
+        for k in ("cycles_per_image", "energy_uj_per_image", "energy_pj_per_mac",
+                  "images_sampled", "macs_per_image", "power_mw", "elements_checked",
+                  "mismatches", "seconds"):
+            e[k] = energy[k]
+        e["measured_on"] = {"params": energy["engine_params"],
+                            "sky130_um2": energy["sky130_um2"],
+                            "memory_bits": energy["memory_bits"]}
+        e["note"] = (f"gate-level sky130 netlist of the engine sized for the network, "
+                     f"{energy['images_sampled']} held-out images per mode, every element "
+                     "checked against the golden model; logic, flip-flop and clock energy "
+                     "from the netlist's own toggles (OpenSTA); the memory macros' read and "
+                     "write energy is not included")
+        return e
+    e["note"] = "energy not measured (needs an artifact, a liberty, OpenSTA and Verilator)"
     if sim_result is None:
         e["note"] += "; no `dqt sim` result given, so no cycle counts"
         return e
@@ -141,6 +150,28 @@ def _dropped(rows) -> list[str]:
             warnings.warn(msg)
             out.append(msg)
     return out
+
+
+def _engine_energy(artifact, lib, images, progress, notes):
+    """The engine's per-mode energy on the trained network, or None with a note saying
+    why (a missing tool, or a failed step: that one also warns)."""
+    from sim import runner
+    missing = [what for what, ok in (("a liberty", lib is not None),
+                                     ("OpenSTA", find_tool("sta") is not None),
+                                     ("Yosys", find_tool("yosys") is not None),
+                                     ("Verilator", not runner.missing_reason("verilator")))
+               if not ok]
+    if missing:
+        notes.append(f"engine energy not measured: no {', '.join(missing)}")
+        return None
+    from .engine_energy import engine_energy
+    try:
+        return engine_energy(artifact, lib, images=images, progress=progress)
+    except Exception as e:   # one failed measurement must not lose the whole report
+        msg = f"engine energy failed: {type(e).__name__}: {e}".splitlines()[0][:400]
+        warnings.warn(msg)
+        notes.append(msg)
+        return None
 
 
 def _cost_hint(d) -> int:
@@ -246,7 +277,7 @@ def _transition(rows, net, artifact) -> dict:
 
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
                  include_rtl: bool = True, progress: bool = True, designs=None,
-                 sim_result=None, experiments=None) -> dict:
+                 sim_result=None, experiments=None, engine_images: int = 2) -> dict:
     """Build the whole report into ``out_dir``; return the summary dict.
 
     Parameters
@@ -271,14 +302,20 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     experiments : path or None
         A ``dqt experiment`` output directory: its results become the report's
         "Experiments" section (:mod:`reports.experiments`).
+    engine_images : int
+        Held-out images per mode that the engine's gate netlist runs for its energy
+        (:mod:`reports.engine_energy`; needs an artifact, the engine in the design list, a
+        liberty, OpenSTA and Verilator); 0 skips it.
     """
     from golden.network import load_network
     from .render import write_outputs
     from .workload import build_workload
 
-    jobs = int(jobs)
+    jobs, engine_images = int(jobs), int(engine_images)
     if jobs < 1:
         raise DQTValueError(f"jobs={jobs} must be >= 1")
+    if not 0 <= engine_images <= 360:
+        raise DQTValueError(f"engine_images={engine_images} is outside 0..360")
     lib = resolve_liberty(liberty)
     net = load_network(artifact) if artifact else None
     exps, sources = [], {}
@@ -307,13 +344,16 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     rows = [results[d.name] for d in designs]
     notes += _dropped(rows)
 
+    energy = None
+    if engine_images and net is not None and any(r["family"] == "engine" for r in rows):
+        energy = _engine_energy(artifact, lib, engine_images, progress, notes)
     trans = _transition(rows, net, artifact)
     summary = {
         "designs": rows,
         "transition": trans,
         "accuracy": wl.accuracy if net is not None else {},
         "headline": _headline(rows),
-        "engine": engine_summary(rows, sim_result),
+        "engine": engine_summary(rows, sim_result, energy),
         "notes": notes,
         "provenance": _provenance(lib, artifact, wl, fast, jobs),
     }

@@ -10,7 +10,8 @@ def _run(args) -> int:
     from .build import build_report
     s = build_report(args.out, artifact=args.artifact, liberty=args.liberty, fast=args.fast,
                      jobs=args.jobs, include_rtl=not args.no_rtl, progress=not args.quiet,
-                     experiments=args.experiments, sim_result=args.sim_result)
+                     experiments=args.experiments, sim_result=args.sim_result,
+                     engine_images=args.engine_images)
     n_null = sum(1 for d in s["designs"] for k in ("sky130_um2", "transistors") if d[k] is None)
     for note in s["notes"]:
         print(f"note: {note}")
@@ -35,6 +36,9 @@ def register(sub) -> None:
     p.add_argument("--no-rtl", action="store_true", help="leave out the layer engine")
     p.add_argument("--sim-result", help="JSON result of `dqt sim` on the same artifact (the "
                    "engine's cycles per image per mode)")
+    p.add_argument("--engine-images", type=int, default=2, metavar="N",
+                   help="held-out images per mode that the engine's gate netlist runs for its "
+                   "energy (default 2; 0 skips it; needs --artifact)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--experiments", metavar="DIR", help="include the results that `dqt "
                    "experiment NAME --out DIR` wrote there (tables and plots)")

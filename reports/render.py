@@ -223,10 +223,17 @@ def _engine_section(e) -> list[str]:
     lines = ["", "## Layer engine running the network", "",
              f"`{e['name']}` {json.dumps(e['params'], sort_keys=True)}: "
              f"{_fmt(e.get('sky130_um2'))} µm² of logic, {_fmt(e.get('memory_bits'))} SRAM bits.", ""]
+    on = e.get("measured_on")
+    if on:
+        lines += [f"Measured on the engine sized for the network: "
+                  f"{json.dumps(on['params'], sort_keys=True)}, {_fmt(on.get('sky130_um2'))} µm² "
+                  f"of logic, {_fmt(on.get('memory_bits'))} SRAM bits.", ""]
     if modes:
-        lines.append(_table(["mode", "cycles / image", "µJ / image", "pJ / MAC"],
+        pj = e.get("energy_pj_per_mac") or {}
+        lines.append(_table(["mode", "cycles / image", "µJ / image", "pJ / MAC",
+                             "pJ / MAC vs 8-bit"],
                             [[m, e["cycles_per_image"].get(m), e["energy_uj_per_image"].get(m),
-                              e["energy_pj_per_mac"].get(m)] for m in modes]))
+                              pj.get(m), _ratio(pj.get(m), pj.get("8"))] for m in modes]))
     if e.get("note"):
         lines += ["", e["note"]]
     return lines

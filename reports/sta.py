@@ -87,11 +87,13 @@ _POWER_ROW = re.compile(r"^(Sequential|Combinational|Macro|Pad|Total)\s+([-0-9.e
 
 
 def sta_power(netlist_v: str, top: str, liberty, input_activity: dict, reg_activity: dict,
-              period: float = PERIOD_NS) -> dict:
+              period: float = PERIOD_NS, pin_activity: dict | None = None) -> dict:
     """Power (W) of the netlist with annotated activity.
 
     ``input_activity``: port bit name (``x[3]``) -> (transitions per cycle, duty);
-    ``reg_activity``: flip-flop instance name -> (transitions per cycle, duty) of its Q.
+    ``reg_activity``: flip-flop instance name -> (transitions per cycle, duty) of its Q;
+    ``pin_activity``: instance pin (``n12_/A``) -> (transitions per cycle, duty), e.g. the
+    loads of a net whose driver is outside the netlist (a memory macro's read data).
     Returns ``{"total_w", "internal_w", "switching_w", "leakage_w", "sequential_w",
     "combinational_w", "energy_per_cycle_pj"}``.
     """
@@ -104,6 +106,8 @@ def sta_power(netlist_v: str, top: str, liberty, input_activity: dict, reg_activ
     for inst, (a, d) in sorted(reg_activity.items()):
         lines.append(f"foreach p [get_pins -quiet {{{inst}/Q}}] "
                      f"{{ sta::set_power_pin_activity $p {a:.6g} {d:.6g} }}")
+    for pin, (a, d) in sorted((pin_activity or {}).items()):
+        lines.append(f"sta::set_power_pin_activity [get_pins {{{pin}}}] {a:.6g} {d:.6g}")
     lines.append('puts "DQT-FINAL-POWER"')
     lines.append("report_power -digits 8")
     script = "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 7  # bump when a target script changes
+_SCRIPT_VERSION = 8  # bump when a target script changes
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -74,6 +74,9 @@ def _script(target, top, lib, p=""):
             f"abc -liberty {lib} -dont_use *lpflow* -script {ABC_SCRIPT}; opt_clean; "
             f"setundef -zero; splitnets; opt_clean -purge; {_MACROS.format(p=p)}; "
             f"rename -enumerate -pattern n%_; tee -q -o {p}stat.txt stat -liberty {lib}; "
+            # the simulation view keeps the memory macros (sim.gate models them)
+            f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {p}netlist_sim.v; "
+            f"write_blif -cname {p}netlist_sim.blif; "
             "delete t:DQT_SRAM; "
             f"write_verilog -noattr -noexpr -nohex -nodec -simple-lhs {p}netlist.v; "
             f"write_blif -cname {p}netlist.blif")
@@ -182,6 +185,10 @@ def _parse(target, work, p):
         # OpenSTA (2019 build) rejects `signed` in port declarations.
         res["netlist_v"] = re.sub(r"\bsigned\s+", "", (work / f"{p}netlist.v").read_text())
         res["netlist_blif"] = (work / f"{p}netlist.blif").read_text()
+        if res.get("memory_bits"):   # a design with memory macros: its simulation view too
+            res["netlist_sim_v"] = re.sub(r"\bsigned\s+", "",
+                                          (work / f"{p}netlist_sim.v").read_text())
+            res["netlist_sim_blif"] = (work / f"{p}netlist_sim.blif").read_text()
     else:
         res["resources"] = fpga_resources(target, res["cells"])
         res["json"] = (work / f"{p}netlist.json").read_text()

@@ -111,9 +111,12 @@ def shell_verilog(info: runner.ModuleInfo) -> str:
 
 
 def build_library(info: runner.ModuleInfo, waves: bool = False,
-                  source: Path | None = None) -> Path:
+                  source: Path | None = None, coverage: bool = False) -> Path:
     """Verilate ``info`` (an engine module; ``source``: a variant of its Verilog, e.g. a
-    mutant) in :func:`shell_verilog` with the batch driver into a shared library.
+    mutant or the gate-level netlist of :mod:`sim.gate`) in :func:`shell_verilog` with the
+    batch driver into a shared library. ``coverage``: with Verilator's toggle coverage
+    (``dqt_cov_write`` / ``dqt_cov_zero``), for a gate-level netlist (``-O1``, warnings
+    not fatal: the flat netlist trips lint rules the RTL does not).
 
     Cached: a build whose hash (Verilog, driver source, Verilator version, arguments)
     matches is reused; a file lock serialises concurrent builders.
@@ -121,17 +124,19 @@ def build_library(info: runner.ModuleInfo, waves: bool = False,
     reason = runner.missing_reason("verilator")
     if reason:
         raise runner.SimulatorError(reason)
-    opt = os.environ.get("DQT_BATCH_OPT", "-O3")
+    opt = "-O1" if coverage else os.environ.get("DQT_BATCH_OPT", "-O3")
     args = ["--cc", "--exe", "--build", "-O3", "--top-module", SHELL_TOP, "-j", "2",
             "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME] + \
-        [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + (["--trace"] if waves else [])
+        [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + (["--trace"] if waves else []) + \
+        (["--coverage-toggle", "-Wno-fatal"] if coverage else [])
     h = hashlib.sha256(json.dumps([_RECIPE, args, opt, _verilator_version()]).encode())
     shell = shell_verilog(info)
     source = Path(source or info.path)
     h.update(source.read_bytes())
     h.update(shell.encode())
     h.update(DRIVER_SOURCE.read_bytes())
-    bdir = runner.BUILD_ROOT / "batch" / f"{info.top}-{h.hexdigest()[:12]}{'-waves' if waves else ''}"
+    tag = ("-waves" if waves else "") + ("-cov" if coverage else "")
+    bdir = runner.BUILD_ROOT / "batch" / f"{info.top}-{h.hexdigest()[:12]}{tag}"
     lib = bdir / _LIB_NAME
     with runner._locked(bdir.parent / f".{bdir.name}.lock"):
         if lib.is_file():
@@ -187,16 +192,22 @@ class BatchEngine:
     mutate : callable or None
         A function on the engine's Verilog text: builds that deliberately broken variant
         (:func:`sim.runner.mutant_source`), to show that the checks see the bug.
+    source : path or None
+        Verilog to build instead of the engine's own (same top module and ports): the
+        gate-level netlist with its cell models (:mod:`sim.gate`).
+    coverage : bool
+        Build with toggle coverage (:meth:`coverage_write`, :meth:`coverage_zero`).
     """
 
     def __init__(self, engine_params: dict, stall: bool = False, waves: bool | None = None,
-                 vcd_path: str | os.PathLike | None = None, mutate=None):
+                 vcd_path: str | os.PathLike | None = None, mutate=None,
+                 source: Path | None = None, coverage: bool = False):
         self._h = None
         self.info = runner.generate_module("engine", engine_params, name="engine_batch")
         waves = runner.waves_requested() if waves is None else bool(waves)
-        src = runner.mutant_source(self.info, mutate, "batch") if mutate else None
+        src = runner.mutant_source(self.info, mutate, "batch") if mutate else source
         t0 = time.monotonic()
-        self.library = build_library(self.info, waves, src)
+        self.library = build_library(self.info, waves, src, coverage)
         self.build_seconds = time.monotonic() - t0
         self.geom = _geometry(self.info.derived)
         self.stall = bool(stall)
@@ -225,6 +236,14 @@ class BatchEngine:
     def cycle(self) -> int:
         """Clock cycles simulated since reset."""
         return int(self._lib.dqt_cycle(self._h))
+
+    def coverage_write(self, path) -> None:
+        """Write the toggle counts so far (a ``coverage`` build) to ``path``."""
+        self._lib.dqt_cov_write(self._h, str(path).encode())
+
+    def coverage_zero(self) -> None:
+        """Reset the toggle counts (a ``coverage`` build)."""
+        self._lib.dqt_cov_zero(self._h)
 
     @property
     def cycles_busy(self) -> int:
@@ -379,5 +398,7 @@ def _load(path: Path):
     lib.dqt_write_chans.argtypes = [vp, i64, P, P, P]
     lib.dqt_stream.restype = i64
     lib.dqt_stream.argtypes = [vp, i64, P, P, P, i64, P, P, P, P, P, ctypes.c_int, i64]
+    lib.dqt_cov_write.argtypes = [vp, ctypes.c_char_p]
+    lib.dqt_cov_zero.argtypes = [vp]
     _LIBS[key] = lib
     return lib

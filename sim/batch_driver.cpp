@@ -130,6 +130,23 @@ void dqt_close(DqtEngine* e) {
 }
 
 uint64_t dqt_cycle(const DqtEngine* e) { return e->cycle; }
+
+// Toggle coverage (a build with --coverage-toggle, e.g. the gate-level engine of
+// sim.gate): write the counts so far to a file, or reset them. No-ops otherwise.
+void dqt_cov_write(DqtEngine* e, const char* path) {
+#if VM_COVERAGE
+    e->ctx->coveragep()->write(path);
+#else
+    (void)e; (void)path;
+#endif
+}
+void dqt_cov_zero(DqtEngine* e) {
+#if VM_COVERAGE
+    e->ctx->coveragep()->zero();
+#else
+    (void)e;
+#endif
+}
 int dqt_overflow(DqtEngine* e) { return e->top->overflow; }
 int dqt_busy(DqtEngine* e) { return e->top->busy; }
 

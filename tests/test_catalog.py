@@ -2,7 +2,7 @@
 every design the report costs is a catalog component that the cocotb suite runs."""
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -16,9 +16,15 @@ COCOTB = REPO / "cocotb_tests"
 
 
 def _testbench(name):
-    if str(COCOTB) not in sys.path:
-        sys.path.insert(0, str(COCOTB))
-    return importlib.import_module(name)
+    """A cocotb test module, loaded from its file under a private name (no sys.path change:
+    a test directory on sys.path would shadow the project's packages for later imports)."""
+    key = f"_catalog_tb_{name}"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, COCOTB / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[key] = module
+        spec.loader.exec_module(module)
+    return sys.modules[key]
 
 
 def _exercised(module) -> set[Parameters]:
