@@ -239,6 +239,7 @@ def run_flow(out_dir, fast: bool = False, liberty=None, simulator: str = "verila
         "rtl_verified_macs_per_s": sim.get("verified_macs_per_s"),
         "report": str(rdir / "index.html"),
         "headline": rep.get("headline"),
+        "engine": rep.get("engine"),
         "seconds": round(time.perf_counter() - t_start, 1),
         "liberty": lib,
         "missing": missing,
@@ -276,6 +277,15 @@ def _print_summary(s, log):
             if base is not None else ""
         log(f"  {str(r.get('name')):30s} {f(r.get('sky130_um2'), '10.0f')} {f(r.get('ice40_luts'), '10.0f')} "
             f"{f(r.get('pj_8b'), '11.2f')} {f(r.get('pj_4b'), '6.2f')} {f(r.get('pj_2b'), '6.2f')}{extra}")
+    e = s.get("engine") or {}
+    pj = e.get("energy_pj_per_mac") or {}
+    if any(v is not None for v in pj.values()):
+        log(f"  engine on the network    gate level, {e.get('images_sampled')} images per mode, "
+            f"{e.get('mismatches')} mismatches; pJ/MAC (vs 8-bit), cycles/image:")
+        for m, v in pj.items():
+            if v is not None:
+                log(f"    mode {m:8s}             {v:8.2f} ({ratio(v, pj.get('8'))})  "
+                    f"{(e.get('cycles_per_image') or {}).get(m)}")
     log(f"  report                   {s['report']}")
     for line in s.get("missing") or []:
         log(f"  missing: {line}")

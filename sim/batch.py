@@ -124,7 +124,7 @@ def build_library(info: runner.ModuleInfo, waves: bool = False,
     reason = runner.missing_reason("verilator")
     if reason:
         raise runner.SimulatorError(reason)
-    opt = "-O1" if coverage else os.environ.get("DQT_BATCH_OPT", "-O3")
+    opt = os.environ.get("DQT_GATE_OPT", "-O0") if coverage else os.environ.get("DQT_BATCH_OPT", "-O3")
     args = ["--cc", "--exe", "--build", "-O3", "--top-module", SHELL_TOP, "-j", "2",
             "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME] + \
         [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + (["--trace"] if waves else []) + \

@@ -54,6 +54,20 @@ def check_macros(netlist_blif: str) -> int:
     return n
 
 
+_INIT = re.compile(r"\n\s*\.INIT\((\d+)'b([01xz]+)\),")
+
+
+def _drop_init(netlist_v: str) -> str:
+    """The netlist without the macros' INIT parameters (as wide as the memory: Verilator
+    limits a literal to 64k bits). The engine's memories have no initial contents (all
+    x), and the model starts them at zero; a macro with real contents is refused."""
+    for m in _INIT.finditer(netlist_v):
+        if "1" in m.group(2):
+            raise DQTValueError("a memory macro has initial contents: the gate-level memory "
+                                "model starts every memory at zero")
+    return _INIT.sub("", netlist_v)
+
+
 def gate_engine(engine_params: dict, liberty, synth_result: dict | None = None) -> tuple:
     """``(engine, synth_result)``: a coverage-instrumented :class:`BatchEngine` on the sky130
     netlist of the engine sized by ``engine_params``, and the synthesis result it came from
@@ -72,8 +86,8 @@ def gate_engine(engine_params: dict, liberty, synth_result: dict | None = None) 
     lib = LibertyCells(Path(prepare_liberty(liberty)).read_text())
     w = _watched(s["netlist_blif"], s["netlist_sim_blif"], lib)
     nets = set(w["regs"].values()) | set(w["macro"]) | set(w["inputs"])
-    text = (_covering(s["netlist_sim_v"], nets) + "\n" + cell_models(s["netlist_sim_v"], lib) +
-            SRAM_MODEL)
+    text = (_covering(_drop_init(s["netlist_sim_v"]), nets) + "\n" +
+            cell_models(s["netlist_sim_v"], lib) + SRAM_MODEL)
     key = hashlib.sha256(text.encode()).hexdigest()[:12]
     path = runner.BUILD_ROOT / "gate" / f"{info.top}-{key}.v"
     if not path.is_file():

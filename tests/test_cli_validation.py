@@ -130,3 +130,17 @@ def test_summary_table_columns_line_up_when_figures_are_missing():
     b = next(ln for ln in lines if ln.startswith("  b "))
     assert len(a) == len(b), (a, b)
     assert b.split() == ["b", "n/a", "49", "n/a", "n/a", "n/a"]
+
+
+def test_summary_prints_the_engine_energy_per_mode():
+    """The flow summary lists the engine's measured pJ/MAC per mode with its ratio to 8 bits."""
+    from dqt.flow import _print_summary
+    lines = []
+    eng = {"images_sampled": 2, "mismatches": 0, "cycles_per_image": {"8": 900, "2": 900},
+           "energy_pj_per_mac": {"2": 3.0, "8": 12.0, "dynamic": None}}
+    _print_summary({"fp32_accuracy": 0.9, "static_accuracy": {}, "dynamic_accuracy": None,
+                    "rtl_mismatches": 0, "rtl_elements_checked": 1, "rtl_images": 1,
+                    "headline": [], "engine": eng, "report": "r", "seconds": 1.0}, lines.append)
+    two = next(ln for ln in lines if ln.strip().startswith("mode 2 "))
+    assert "3.00 (0.25x)" in two and two.split()[-1] == "900"
+    assert not any(ln.strip().startswith("mode dynamic") for ln in lines)

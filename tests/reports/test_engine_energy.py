@@ -94,3 +94,11 @@ def test_engine_energy_gate_netlist_is_bit_exact_and_costed(liberty, tmp_path):
     # fewer bits toggle less: the 2-bit run of the same images costs less than the 8-bit one
     assert r["power_mw"]["2"] < r["power_mw"]["8"]
     assert r["cycles_per_image"]["2"] > 0 and r["memory_bits"] > 0
+
+
+def test_macro_init_is_dropped_only_when_empty():
+    from sim.gate import _drop_init
+    v = "  DQT_SRAM #(\n    .ABITS(32'b11),\n    .INIT(8'b0000xx00),\n    .MEMID(\"m\"),\n"
+    assert ".INIT" not in _drop_init(v) and ".MEMID" in _drop_init(v)
+    with pytest.raises(DQTValueError, match="initial contents"):
+        _drop_init(v.replace("0000xx00", "00000100"))

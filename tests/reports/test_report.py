@@ -170,3 +170,44 @@ def test_engine_summary_reads_the_simulation(tmp_path):
     assert set(e["energy_pj_per_mac"]) == set(ENGINE_MODES) and e["sky130_um2"] == 123456.0
     assert engine_summary([row], None)["cycles_per_image"] == {}
     assert engine_summary([], sim) is None
+
+
+def test_engine_summary_takes_the_measured_energy_and_renders_it(tmp_path):
+    """A gate-level energy result fills the engine object (it wins over the sim result's
+    cycles) and the report's engine section shows pJ/MAC per mode with its ratio to 8 bits."""
+    from reports.build import ENGINE_MODES, engine_summary
+    from reports.render import _engine_section
+    from rtl.registry import COST_POINTS
+    row = {"name": "engine", "family": "engine", "params": COST_POINTS["engine"][1],
+           "sky130_um2": 123456.0, "memory_bits": 8192}
+    modes = list(ENGINE_MODES)
+    energy = {"cycles_per_image": dict.fromkeys(modes, 900),
+              "energy_uj_per_image": dict.fromkeys(modes, 0.5),
+              "energy_pj_per_mac": {m: 10.0 + i for i, m in enumerate(modes)},
+              "images_sampled": 2, "macs_per_image": dict.fromkeys(modes, 50000),
+              "power_mw": dict.fromkeys(modes, 5.0), "elements_checked": 1234, "mismatches": 0,
+              "seconds": 3.0, "engine_params": {"lanes": 2, "pes": 4}, "sky130_um2": 999.0,
+              "memory_bits": 4096}
+    sim = tmp_path / "sim.json"
+    sim.write_text(json.dumps({"images": 4, "engine_cycles_by_mode": {"2": 4000}}))
+    e = engine_summary([row], sim, energy)
+    assert e["energy_pj_per_mac"] == energy["energy_pj_per_mac"]
+    assert e["cycles_per_image"]["2"] == 900 and e["images_sampled"] == 2
+    assert e["measured_on"] == {"params": {"lanes": 2, "pes": 4}, "sky130_um2": 999.0,
+                                "memory_bits": 4096}
+    assert "gate-level" in e["note"]
+    text = "\n".join(_engine_section(e))
+    pj2, pj8 = energy["energy_pj_per_mac"]["2"], energy["energy_pj_per_mac"]["8"]
+    assert f"| 2 | 900 | 0.500 | {pj2:.2f} | {pj2 / pj8:.3f} |" in text, text
+    assert '{"lanes": 2, "pes": 4}' in text
+
+
+def test_report_notes_why_engine_energy_is_missing(tmp_path, monkeypatch):
+    from reports import build
+    monkeypatch.setenv("DQT_NO_STA", "1")
+    notes = []
+    assert build._engine_energy(tmp_path, "lib.lib", 1, False, notes) is None
+    assert notes == ["engine energy not measured: no OpenSTA"]
+    with pytest.raises(DQTValueError, match="engine_images=-1 is outside 0..360"):
+        build_report(tmp_path / "r", engine_images=-1)
+    assert not (tmp_path / "r").exists()
