@@ -211,3 +211,13 @@ def test_report_notes_why_engine_energy_is_missing(tmp_path, monkeypatch):
     with pytest.raises(DQTValueError, match="engine_images=-1 is outside 0..360"):
         build_report(tmp_path / "r", engine_images=-1)
     assert not (tmp_path / "r").exists()
+
+
+def test_headline_engine_row_carries_the_measured_energy():
+    from reports.build import _headline
+    eng = {"name": "engine", "unit": "MAC", "sky130_um2": 5.0, "ice40_luts": 7,
+           "energy_pj_per_mac": None, "energy_pj_per_mac_model": None}
+    energy = {"energy_pj_per_mac": {"8": 54.0, "4": 51.5, "2": 48.8, "dynamic": 51.8}}
+    row, = _headline([eng], energy)
+    assert (row["pj_8b"], row["pj_4b"], row["pj_2b"]) == (54.0, 51.5, 48.8)
+    assert _headline([eng])[0]["pj_4b"] is None
