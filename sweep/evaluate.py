@@ -10,14 +10,9 @@ import time
 import traceback
 from pathlib import Path
 
-__all__ = ["ENERGY_FAMILY", "point_key", "evaluate_point", "cycles_per_dot"]
+__all__ = ["point_key", "evaluate_point", "cycles_per_dot"]
 
-#: Registry component -> family of :func:`reports.energy_model.per_op_model`.
-ENERGY_FAMILY = {"nested_mac": "nested_mac", "int8_mac": "int_mac", "bitserial_mac": "bitserial_mac",
-                 "paper_dot": "paper_dot", "factored_dot": "factored_dot",
-                 "requantize": "requantizer", "fp32_requant": "fp32_requant",
-                 "nested_shift": "nested_shift"}
-_VERSION = 1   # bump when the figures a point computes change
+_VERSION = 2   # bump when the figures a point computes change
 
 
 def point_key(verilog: str, settings: dict) -> str:
@@ -36,14 +31,14 @@ def cycles_per_dot(component: str, params: dict, latency, bits: int, K: int):
 
 
 def _figures(point, comp_info, verilog, top):
-    from reports.energy_model import per_op_model
+    from reports.energy_model import MODEL_FAMILIES, per_op_model
     from reports.synth import synth
     t0 = time.perf_counter()
     res = synth(verilog, top, point["target"])
     area = res.get("transistors") or sum((res.get("resources") or {}).values()) or None
     n = point["params"].get("n", 8)
-    fam = ENERGY_FAMILY.get(point["component"])
-    energy = per_op_model(fam, n, point["bits"], point["params"]) if fam else None
+    comp = point["component"]   # catalog names are the energy model's family names
+    energy = per_op_model(comp, n, point["bits"], point["params"]) if comp in MODEL_FAMILIES else None
     cycles = cycles_per_dot(point["component"], point["params"], comp_info.get("latency"),
                             point["bits"], point["K"])
     return {"area": area, "area_unit": "transistors" if point["target"] == "cmos" else "cells",

@@ -138,3 +138,15 @@ def test_pareto_front():
             row(3, 1, 1), row(None, 1, 1)]
     # (2,5,9) is dominated by (1,5,9); equal points do not dominate each other
     assert pareto_front(rows) == [True, True, False, True, False, True, False]
+
+
+def test_shipped_example_configs_name_catalog_components():
+    """Every config under examples/ parses: its components are catalog names (a renamed
+    operator must be renamed there too)."""
+    from pathlib import Path
+
+    from sweep.config import load_config
+    paths = sorted((Path(__file__).resolve().parents[1] / "examples").glob("sweep*.json"))
+    assert paths
+    for p in paths:
+        assert load_config(p).points, p
