@@ -278,6 +278,34 @@ def _transition(rows, net, artifact) -> dict:
     return trans
 
 
+def _experiments(directory) -> tuple[list, dict]:
+    """The ``dqt experiment`` results in ``directory`` (None: none) and the plots to copy
+    into the report (report file name -> source path)."""
+    exps, sources = [], {}
+    if directory is None:
+        return exps, sources
+    from .experiments import load_experiments
+    for e in load_experiments(directory):
+        if e["png"]:
+            sources[f"experiment_{e['name']}.png"] = e["png"]
+            e = dict(e, png=f"experiment_{e['name']}.png")
+        exps.append(e)
+    return exps, sources
+
+
+def _input_notes(net, lib) -> list[str]:
+    """Notes on what the report runs without: an artifact, the liberty, a tool."""
+    notes = []
+    if net is None:
+        notes.append("no artifact given: workload vectors come from a stand-in network with "
+                     "random weights; accuracy figures are not meaningful")
+    notes += missing_hints(Liberty(lib, "") if lib else None, find_tool("sta") is not None)
+    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
+        if find_tool(t) is None:
+            notes.append(f"{t} not found: the fields that need it are null")
+    return notes
+
+
 def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs: int = 2,
                  include_rtl: bool = True, progress: bool = True, designs=None,
                  sim_result=None, experiments=None, engine_images: int = 2) -> dict:
@@ -321,22 +349,8 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
         raise DQTValueError(f"engine_images={engine_images} is outside 0..360")
     lib = resolve_liberty(liberty)
     net = load_network(artifact) if artifact else None
-    exps, sources = [], {}
-    if experiments is not None:
-        from .experiments import load_experiments
-        for e in load_experiments(experiments):
-            if e["png"]:
-                sources[f"experiment_{e['name']}.png"] = e["png"]
-                e = dict(e, png=f"experiment_{e['name']}.png")
-            exps.append(e)
-    notes = []
-    if net is None:
-        notes.append("no artifact given: workload vectors come from a stand-in network with "
-                     "random weights; accuracy figures are not meaningful")
-    notes += missing_hints(Liberty(lib, "") if lib else None, find_tool("sta") is not None)
-    for t in ("yosys", "nextpnr-ice40", "nextpnr-ecp5"):
-        if find_tool(t) is None:
-            notes.append(f"{t} not found: the fields that need it are null")
+    exps, sources = _experiments(experiments)
+    notes = _input_notes(net, lib)
     designs = _select(designs, fast, include_rtl)
     if sim_result is not None and not Path(sim_result).is_file():
         raise DQTValueError(f"sim result {sim_result} is not a file")
