@@ -7,6 +7,8 @@ host-side convention (register values, weight rows, beats, reassembly) is modell
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
@@ -167,12 +169,30 @@ class Engine(wiring.Component):
                               else self._candidates, self._add_bits)
 
     def elaborate(self, platform):
+        """The pipeline, stage by stage (see the module docstring for the schedule): the
+        configuration registers, the memories, the loader, the sequencer (S0), operand read
+        and products (S1), accumulation (S2), overflow policy (S3), multiply by M (S4), the
+        residual-add datapath and the output register (S5)."""
         m = Module()
-        n, P, L = self._n, self._pes, self._lanes
-        E, A = self.exact_width, self._acc_max
-        KB, G = self.kb_max, self.groups_max
+        cfg = self._configuration(m)
+        mem = self._memories(m)
+        # global stall: every pipeline register and read port advances together
+        adv = Signal()
+        m.d.comb += adv.eq(~self.o.valid | self.o.ready)
+        for rp in (mem.wrp, mem.crp, mem.irp):
+            m.d.comb += rp.en.eq(adv)
+        ld = self._loader(m, cfg, mem)
+        sq = self._sequencer(m, cfg, mem, ld, adv)
+        s2 = self._products(m, cfg, mem, ld, sq, adv)
+        s3 = self._accumulate(m, mem, s2, adv)
+        s5 = self._requant_operands(m, cfg, s3, adv)
+        ad = self._add_mode(m, cfg, adv)
+        self._output(m, cfg, ld, s2, s5, ad, adv)
+        return m
 
-        # ------------------------------------------------------------ configuration
+    def _configuration(self, m):
+        """Configuration registers (one ``cfg_we`` write per cycle) and the flags."""
+        n, A, KB, G = self._n, self._acc_max, self.kb_max, self.groups_max
         k_beats = Signal(range(KB + 1), init=1)
         groups = Signal(range(G + 1), init=1)
         shift = Signal(6)
@@ -187,10 +207,15 @@ class Engine(wiring.Component):
             with m.If(self.cfg_we & (self.cfg_addr == addr)):
                 m.d.sync += reg.eq(self.cfg_data)
         m.d.comb += clear.eq(self.cfg_we & (self.cfg_addr == CFG["CLEAR"]))
-        f_requant, f_sat, f_round, f_add = flags[0], flags[1], flags[2], flags[3]
+        return SimpleNamespace(k_beats=k_beats, groups=groups, shift=shift, clip_hi=clip_hi,
+                               acc_w=acc_w, add_m=add_m, clear=clear, f_requant=flags[0],
+                               f_sat=flags[1], f_round=flags[2], f_add=flags[3])
 
-        # ------------------------------------------------------------ memories
-        # one memory row = one weight row for every lane (a single wide write per row)
+    def _memories(self, m):
+        """Weight rows (one row = one weight row for every lane, a single wide write), the
+        per-channel constants and the double-buffered input rows, with their ports."""
+        n, P, L, A, KB, G = (self._n, self._pes, self._lanes, self._acc_max, self.kb_max,
+                             self.groups_max)
         wmem = Memory(shape=data.ArrayLayout(data.ArrayLayout(signed(n), P), L),
                       depth=self._weight_depth, init=[])
         m.submodules.wmem = wmem
@@ -209,49 +234,51 @@ class Engine(wiring.Component):
         m.submodules.ibuf = ibuf
         iwp = ibuf.write_port()
         irp = ibuf.read_port()
+        return SimpleNamespace(wrp=wrp, crp=crp, iwp=iwp, irp=irp)
 
-        # global stall: every pipeline register and read port advances together
-        adv = Signal()
-        m.d.comb += adv.eq(~self.o.valid | self.o.ready)
-        for rp in (wrp, crp, irp):
-            m.d.comb += rp.en.eq(adv)
-
-        # ------------------------------------------------------------ loader (dense)
+    def _loader(self, m, cfg, mem):
+        """Dense-mode loader: input beats into the free input bank, with their precision."""
+        n, KB = self._n, self.kb_max
         wr_bank = Signal()
         wr_beat = Signal(range(KB))
         full = [Signal(name=f"bank{b}_full") for b in range(2)]
         bank_bits = [Signal(bits_width(n), name=f"bank{b}_bits") for b in range(2)]
         wr_full = Mux(wr_bank, full[1], full[0])
-        load_ok = ~f_add & ~wr_full
+        load_ok = ~cfg.f_add & ~wr_full
         load = self.i.valid & load_ok
-        m.d.comb += [iwp.addr.eq((wr_bank * KB) + wr_beat), iwp.data.eq(self.i.payload.x),
-                     iwp.en.eq(load)]
+        m.d.comb += [mem.iwp.addr.eq((wr_bank * KB) + wr_beat),
+                     mem.iwp.data.eq(self.i.payload.x), mem.iwp.en.eq(load)]
         load_done = Signal()
         with m.If(load):
             with m.If(wr_beat == 0):
                 for b in range(2):
                     with m.If(wr_bank == b):
                         m.d.sync += bank_bits[b].eq(self.i.payload.bits)
-            with m.If(wr_beat == k_beats - 1):
+            with m.If(wr_beat == cfg.k_beats - 1):
                 m.d.comb += load_done.eq(1)
                 m.d.sync += [wr_beat.eq(0), wr_bank.eq(~wr_bank)]
             with m.Else():
                 m.d.sync += wr_beat.eq(wr_beat + 1)
+        return SimpleNamespace(wr_bank=wr_bank, wr_beat=wr_beat, full=full,
+                               bank_bits=bank_bits, load_ok=load_ok, load_done=load_done)
 
-        # ------------------------------------------------------------ sequencer (S0)
+    def _sequencer(self, m, cfg, mem, ld, adv):
+        """S0: walks the beats of a full bank once per output group, weight row by row."""
+        KB, G = self.kb_max, self.groups_max
         rd_bank = Signal()
         sq_beat = Signal(range(KB))
         sq_group = Signal(range(max(2, G)))
         sq_addr = Signal(range(self._weight_depth))
+        full = ld.full
         rd_full = Mux(rd_bank, full[1], full[0])
         issue = Signal()
-        m.d.comb += issue.eq(adv & rd_full & ~f_add)
+        m.d.comb += issue.eq(adv & rd_full & ~cfg.f_add)
         release = Signal()
         s_first = sq_beat == 0
-        s_last = sq_beat == k_beats - 1
-        s_lastg = sq_group == groups - 1
-        m.d.comb += irp.addr.eq((rd_bank * KB) + sq_beat)
-        m.d.comb += wrp.addr.eq(sq_addr)
+        s_last = sq_beat == cfg.k_beats - 1
+        s_lastg = sq_group == cfg.groups - 1
+        m.d.comb += mem.irp.addr.eq((rd_bank * KB) + sq_beat)
+        m.d.comb += mem.wrp.addr.eq(sq_addr)
         with m.If(issue):
             with m.If(s_last):
                 m.d.sync += sq_beat.eq(0)
@@ -263,25 +290,29 @@ class Engine(wiring.Component):
             with m.Else():
                 m.d.sync += [sq_beat.eq(sq_beat + 1), sq_addr.eq(sq_addr + 1)]
         for b in range(2):
-            with m.If(load_done & (wr_bank == b)):
+            with m.If(ld.load_done & (ld.wr_bank == b)):
                 m.d.sync += full[b].eq(1)
             with m.If(release & (rd_bank == b)):
                 m.d.sync += full[b].eq(0)
+        return SimpleNamespace(rd_bank=rd_bank, sq_group=sq_group, issue=issue,
+                               s_first=s_first, s_last=s_last, s_lastg=s_lastg)
 
-        # ------------------------------------------------------------ S1: operands read
+    def _products(self, m, cfg, mem, ld, sq, adv):
+        """S1: operands read; the shared activation row is nested-shifted once, then every
+        lane's products and their sum (S1 -> S2 register ``beat``)."""
+        n, P, L, E = self._n, self._pes, self._lanes, self.exact_width
         v1, first1, last1, lastg1 = Signal(), Signal(), Signal(), Signal()
-        g1 = Signal.like(sq_group)
+        g1 = Signal.like(sq.sq_group)
         bits1 = Signal(bits_width(n))
         with m.If(adv):
-            m.d.sync += [v1.eq(issue), first1.eq(s_first), last1.eq(s_last),
-                         lastg1.eq(s_lastg), g1.eq(sq_group),
-                         bits1.eq(Mux(rd_bank, bank_bits[1], bank_bits[0]))]
-        m.d.comb += crp.addr.eq(g1)
+            m.d.sync += [v1.eq(sq.issue), first1.eq(sq.s_first), last1.eq(sq.s_last),
+                         lastg1.eq(sq.s_lastg), g1.eq(sq.sq_group),
+                         bits1.eq(Mux(sq.rd_bank, ld.bank_bits[1], ld.bank_bits[0]))]
+        m.d.comb += mem.crp.addr.eq(g1)
 
-        # nested shift of the shared activation row once, then every lane's products
         xr, xm = [], []
         for j in range(P):
-            r_, m_ = nested_shift_comb(m, irp.data[j], n, bits1, f_round, False,
+            r_, m_ = nested_shift_comb(m, mem.irp.data[j], n, bits1, cfg.f_round, False,
                                        self._candidates, name=f"x{j}")
             xr.append(r_)
             xm.append(m_)
@@ -291,8 +322,8 @@ class Engine(wiring.Component):
         for lane in range(L):
             prods = []
             for j in range(P):
-                wr_, wm_ = nested_shift_comb(m, wrp.data[lane][j], n, bits1, f_round, True,
-                                             self._candidates, name=f"w{lane}_{j}")
+                wr_, wm_ = nested_shift_comb(m, mem.wrp.data[lane][j], n, bits1, cfg.f_round,
+                                             True, self._candidates, name=f"w{lane}_{j}")
                 prods.append(xr[j] * wr_ if self._variant == "right" else xm[j] * wm_)
             s = sum_tree(prods)
             if self._variant == "right":
@@ -302,39 +333,46 @@ class Engine(wiring.Component):
         with m.If(adv):
             m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), lastg2.eq(lastg1),
                          bits2.eq(bits1)]
+        return SimpleNamespace(v1=v1, v2=v2, first2=first2, last2=last2, lastg2=lastg2,
+                               bits1=bits1, bits2=bits2, beat2=beat2)
 
-        # ------------------------------------------------------------ S2: accumulate
+    def _accumulate(self, m, mem, s2, adv):
+        """S2: per-lane accumulation from the channel bias; at the last beat the exact sum
+        and the channel's M move on (S2 -> S3)."""
+        L, E = self._lanes, self.exact_width
         v3, lastg3 = Signal(), Signal()
-        bits3 = Signal.like(bits1)
+        bits3 = Signal.like(s2.bits1)
         ex3 = [Signal(signed(E), name=f"exact{lane}") for lane in range(L)]
         m3 = [Signal(unsigned(self._m_bits), name=f"m3_{lane}") for lane in range(L)]
         for lane in range(L):
             acc = Signal(signed(E), name=f"acc{lane}")
             new = Signal(signed(E), name=f"acc_new{lane}")
-            m.d.comb += new.eq(Mux(first2, crp.data.bias[lane], acc) + beat2[lane])
-            with m.If(adv & v2):
+            m.d.comb += new.eq(Mux(s2.first2, mem.crp.data.bias[lane], acc) + s2.beat2[lane])
+            with m.If(adv & s2.v2):
                 m.d.sync += acc.eq(new)
-                with m.If(last2):
-                    m.d.sync += [ex3[lane].eq(new), m3[lane].eq(crp.data.m[lane])]
+                with m.If(s2.last2):
+                    m.d.sync += [ex3[lane].eq(new), m3[lane].eq(mem.crp.data.m[lane])]
         with m.If(adv):
-            m.d.sync += [v3.eq(v2 & last2), lastg3.eq(lastg2), bits3.eq(bits2)]
+            m.d.sync += [v3.eq(s2.v2 & s2.last2), lastg3.eq(s2.lastg2), bits3.eq(s2.bits2)]
+        return SimpleNamespace(v3=v3, lastg3=lastg3, bits3=bits3, ex3=ex3, m3=m3)
 
-        # ------------------------------------------------------------ S3: overflow policy
+    def _requant_operands(self, m, cfg, s3, adv):
+        """S3: overflow policy at the accumulator width; S4: the product with M."""
+        L, A = self._lanes, self._acc_max
         v4, lastg4 = Signal(), Signal()
-        bits4 = Signal.like(bits1)
+        bits4 = Signal.like(s3.bits3)
         val4 = [Signal(signed(A), name=f"val{lane}") for lane in range(L)]
         m4 = [Signal(unsigned(self._m_bits), name=f"m4_{lane}") for lane in range(L)]
         over4 = Signal(L)
         for lane in range(L):
-            val, over = overflow_policy(m, ex3[lane], acc_w, f_sat, name=f"pol{lane}")
+            val, over = overflow_policy(m, s3.ex3[lane], cfg.acc_w, cfg.f_sat, name=f"pol{lane}")
             with m.If(adv):
-                m.d.sync += [val4[lane].eq(val), over4[lane].eq(over), m4[lane].eq(m3[lane])]
+                m.d.sync += [val4[lane].eq(val), over4[lane].eq(over), m4[lane].eq(s3.m3[lane])]
         with m.If(adv):
-            m.d.sync += [v4.eq(v3), lastg4.eq(lastg3), bits4.eq(bits3)]
+            m.d.sync += [v4.eq(s3.v3), lastg4.eq(s3.lastg3), bits4.eq(s3.bits3)]
 
-        # ------------------------------------------------------------ S4: multiply by M
         v5, lastg5 = Signal(), Signal()
-        bits5 = Signal.like(bits1)
+        bits5 = Signal.like(s3.bits3)
         over5 = Signal(L)
         prod5 = [Signal(signed(A + self._m_bits + 1), name=f"prod{lane}") for lane in range(L)]
         val5 = [Signal(signed(A), name=f"val5_{lane}") for lane in range(L)]
@@ -342,11 +380,14 @@ class Engine(wiring.Component):
             m.d.sync += [v5.eq(v4), lastg5.eq(lastg4), bits5.eq(bits4), over5.eq(over4)]
             for lane in range(L):
                 m.d.sync += [prod5[lane].eq(val4[lane] * m4[lane]), val5[lane].eq(val4[lane])]
+        return SimpleNamespace(v3=s3.v3, v4=v4, v5=v5, lastg5=lastg5, bits5=bits5,
+                               over5=over5, prod5=prod5, val5=val5)
 
-        # ------------------------------------------------------------ add mode
-        # A = min(pes, lanes) element pairs per cycle share A multiplier pairs: a beat is
-        # latched, its ceil(pes / A) chunks are computed one per cycle into a_y, and the
-        # full beat is handed to the output register (av1).
+    def _add_mode(self, m, cfg, adv):
+        """Residual add: A = min(pes, lanes) element pairs per cycle share A multiplier
+        pairs: a beat is latched, its ceil(pes / A) chunks are computed one per cycle into
+        a_y, and the full beat is handed to the output register (av1)."""
+        n, P, KB = self._n, self._pes, self.kb_max
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
@@ -359,14 +400,15 @@ class Engine(wiring.Component):
         av1, alast1 = Signal(), Signal()
         abits1 = Signal(bits_width(n))
         add_take = Signal()
-        m.d.comb += add_take.eq(self.i.valid & f_add & ~a_busy)
+        m.d.comb += add_take.eq(self.i.valid & cfg.f_add & ~a_busy)
         with m.If(add_take):
             m.d.sync += [a_busy.eq(1), a_chunk.eq(0), a_bits.eq(self.i.payload.bits),
-                         a_last.eq(a_beat == k_beats - 1),
-                         a_beat.eq(Mux(a_beat == k_beats - 1, 0, a_beat + 1))]
+                         a_last.eq(a_beat == cfg.k_beats - 1),
+                         a_beat.eq(Mux(a_beat == cfg.k_beats - 1, 0, a_beat + 1))]
             for j in range(P):
                 m.d.sync += [a_x[j].eq(self.i.payload.x[j]), a_x2[j].eq(self.i.payload.x2[j])]
         chunk_y = []
+        add_m = cfg.add_m
         for i in range(AP):
             # operand select by a compare chain (an Array index would give an incomplete case)
             xa, xb = a_x[i], a_x2[i]
@@ -374,7 +416,8 @@ class Engine(wiring.Component):
                 xa = Mux(a_chunk == c, a_x[c * AP + i], xa)
                 xb = Mux(a_chunk == c, a_x2[c * AP + i], xb)
             t = materialize(m, add_m[0] * xa + add_m[1] * xb + add_m[2], f"add_t{i}")
-            chunk_y.append(clamp(m, rshift_round_comb(t, shift), 0, (1 << n) - 1, f"add_y{i}"))
+            chunk_y.append(clamp(m, rshift_round_comb(t, cfg.shift), 0, (1 << n) - 1,
+                                 f"add_y{i}"))
         with m.If(adv):
             m.d.sync += av1.eq(0)
             with m.If(a_busy):
@@ -385,29 +428,35 @@ class Engine(wiring.Component):
                     m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
                 with m.Else():
                     m.d.sync += a_chunk.eq(a_chunk + 1)
+        return SimpleNamespace(a_busy=a_busy, a_y=a_y, av1=av1, alast1=alast1, abits1=abits1)
 
-        # ------------------------------------------------------------ S5: output register
-        m.d.comb += self.i.ready.eq(Mux(f_add, ~a_busy, load_ok))
+    def _output(self, m, cfg, ld, s2, s5, ad, adv):
+        """S5: the output register (requantized, raw or residual-add values), the sticky
+        overflow flag and ``busy``."""
+        P, L = self._pes, self._lanes
+        m.d.comb += self.i.ready.eq(Mux(cfg.f_add, ~ad.a_busy, ld.load_ok))
         p = self.o.payload
-        req_y = [clamp(m, rshift_round_comb(prod5[j], shift), 0, clip_hi, f"req_y{j}")
+        req_y = [clamp(m, rshift_round_comb(s5.prod5[j], cfg.shift), 0, cfg.clip_hi, f"req_y{j}")
                  for j in range(L)]
         with m.If(adv):
-            m.d.sync += self.o.valid.eq(v5 | av1)
-            with m.If(av1):
-                m.d.sync += [p.bits.eq(abits1), p.last.eq(alast1), p.over.eq(0)]
+            m.d.sync += self.o.valid.eq(s5.v5 | ad.av1)
+            with m.If(ad.av1):
+                m.d.sync += [p.bits.eq(ad.abits1), p.last.eq(ad.alast1), p.over.eq(0)]
                 for j in range(self.out_lanes):
-                    m.d.sync += p.y[j].eq(a_y[j] if j < P else 0)
+                    m.d.sync += p.y[j].eq(ad.a_y[j] if j < P else 0)
             with m.Else():
-                m.d.sync += [p.bits.eq(bits5), p.last.eq(lastg5), p.over.eq(over5)]
+                m.d.sync += [p.bits.eq(s5.bits5), p.last.eq(s5.lastg5), p.over.eq(s5.over5)]
                 for j in range(self.out_lanes):
-                    m.d.sync += p.y[j].eq(Mux(f_requant, req_y[j], val5[j]) if j < L else 0)
+                    m.d.sync += p.y[j].eq(Mux(cfg.f_requant, req_y[j], s5.val5[j])
+                                          if j < L else 0)
 
         sticky = Signal()
         with m.If(self.o.valid & (p.over != 0)):
             m.d.sync += sticky.eq(1)
-        with m.Elif(clear):
+        with m.Elif(cfg.clear):
             m.d.sync += sticky.eq(0)
+        full = ld.full
         m.d.comb += [self.overflow.eq(sticky),
-                     self.busy.eq(full[0] | full[1] | (wr_beat != 0) | v1 | v2 | v3 | v4 | v5
-                                  | a_busy | av1 | self.o.valid)]
-        return m
+                     self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0) | s2.v1 | s2.v2
+                                  | s5.v3 | s5.v4 | s5.v5 | ad.a_busy | ad.av1
+                                  | self.o.valid)]
