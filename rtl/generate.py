@@ -174,6 +174,20 @@ def instances_from_config(config: dict | None) -> list[dict]:
     return [out[k] for k in sorted(out)]
 
 
+def _previous_files(out: Path) -> set[str]:
+    """Verilog files the manifest already in ``out`` lists (none when there is no readable
+    manifest of ours): only files this generator wrote are ever removed."""
+    try:
+        old = json.loads((out / "manifest.json").read_text())
+        if old.get("format") != MANIFEST_FORMAT:
+            return set()
+        return {m["file"] for m in old.get("modules", [])
+                if isinstance(m.get("file"), str) and "/" not in m["file"]
+                and m["file"].endswith(".v")}
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return set()
+
+
 def generate(out_dir, config: dict | None = None, progress: bool = False) -> dict:
     """Write ``<name>.v`` per instance and ``manifest.json`` into ``out_dir``.
 
@@ -216,9 +230,12 @@ def generate(out_dir, config: dict | None = None, progress: bool = False) -> dic
             json.dump(manifest, f, indent=1, sort_keys=True)
             f.write("\n")
         out.mkdir(parents=True, exist_ok=True)
+        stale = _previous_files(out) - {m["file"] for m in modules}
         for m in modules:
             os.replace(tmp / m["file"], out / m["file"])
         os.replace(tmp / "manifest.json", out / "manifest.json")
+        for fname in stale:     # modules an earlier run wrote here and this one did not
+            (out / fname).unlink(missing_ok=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest

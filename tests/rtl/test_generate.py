@@ -141,3 +141,17 @@ def test_generate_is_deterministic_across_processes(tmp_path):
                         "--config", str(cfg), "--quiet"], check=True, env=env)
         outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outs[0] == outs[1]
+
+
+def test_regenerating_removes_the_modules_it_no_longer_writes(tmp_path):
+    """A second run into the same directory leaves exactly its own modules: the files an
+    earlier manifest listed and this one does not are removed; other files are left."""
+    out = tmp_path / "v"
+    generate(out, {"include_defaults": False, "instances": [
+        {"name": "a", "component": "int_mac", "params": {}},
+        {"name": "b", "component": "nested_shift", "params": {}}]})
+    (out / "notes.txt").write_text("mine")
+    man = generate(out, {"include_defaults": False,
+                         "instances": [{"name": "b", "component": "nested_shift", "params": {}}]})
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [m["file"] for m in man["modules"]] + ["manifest.json", "notes.txt"])
