@@ -71,8 +71,16 @@ def _plot_area(designs, path):
     plt.close(fig)
 
 
-def _plot_energy(designs, path):
+def _plot_energy(designs, path, engine=None):
+    """pJ per MAC vs b of every MAC design (measured and model) and, when measured, of the
+    layer engine running the network (its static-width modes)."""
     fig, ax = plt.subplots(figsize=(8, 4.6))
+    pj = {int(m): v for m, v in ((engine or {}).get("energy_pj_per_mac") or {}).items()
+          if m.isdigit() and v is not None}
+    if pj:
+        bs = sorted(pj)
+        ax.plot(bs, [pj[b] for b in bs], "D-", color="k", lw=2.2,
+                label="engine on the network (gate level)")
     for d in designs:
         e = d.get("energy_pj_per_mac")
         if not e or d["unit"] != "MAC":
@@ -426,7 +434,7 @@ def write_outputs(out_dir, summary: dict, sources: dict | None = None) -> Path:
     def writer(tmp: Path):
         if PLOTS[0] in plots:
             _plot_area(summary["designs"], tmp / PLOTS[0])
-        _plot_energy(summary["designs"], tmp / PLOTS[1])
+        _plot_energy(summary["designs"], tmp / PLOTS[1], summary.get("engine"))
         _plot_accuracy(summary.get("accuracy"), tmp / PLOTS[2])
         _plot_transition(summary["transition"], tmp / PLOTS[3])
         inline = {}
