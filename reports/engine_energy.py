@@ -51,9 +51,7 @@ def engine_energy(artifact, liberty, images: int = 2, modes=ENGINE_MODES,
     from sim.network import _parse_modes, engine_params_for, input_codes
     from sim.network_check import run_on_engine
     from sim.batch import run_now
-    from .gatesim import LibertyCells
     from .sta import sta_power
-    from .tools import prepare_liberty
 
     images = int(images)
     if images < 1:
@@ -64,8 +62,7 @@ def engine_energy(artifact, liberty, images: int = 2, modes=ENGINE_MODES,
     codes, _ = input_codes(artifact, images)
     params = engine_params_for(net, engine)
     t0 = time.monotonic()
-    eng, s = gate_engine(params, liberty)
-    lib = LibertyCells(Path(prepare_liberty(liberty)).read_text())
+    eng, s, watched = gate_engine(params, liberty)
     out = {"images_sampled": len(codes), "engine_params": params, "cycles_per_image": {},
            "energy_uj_per_image": {}, "energy_pj_per_mac": {}, "macs_per_image": {},
            "mismatches": 0, "elements_checked": 0, "sky130_um2": s["area_um2"],
@@ -84,8 +81,7 @@ def engine_energy(artifact, liberty, images: int = 2, modes=ENGINE_MODES,
                                     f"in mode {key}: {rep['first_mismatch']}")
             cov = Path(tmp) / f"{key}.dat"
             eng.coverage_write(cov)
-            ins, regs, pins = activities(toggle_counts(cov), cycles, s["netlist_blif"],
-                                         s["netlist_sim_blif"], lib)
+            ins, regs, pins = activities(toggle_counts(cov), cycles, watched)
             p = sta_power(s["netlist_v"], eng.info.top, liberty, ins, regs, pin_activity=pins)
             e_pj = p["energy_per_cycle_pj"] * cycles
             out["cycles_per_image"][key] = round((eng.cycles_busy - busy0) / len(codes))

@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from golden import defaults as D
-from golden.formats import acc_width_rule
 
-from ._common import RTLParamError, bits_width, check_candidates, check_int, check_mode, \
-    check_n, check_overflow, nested_shift_comb, overflow_policy, sum_tree
-from .accumulate import exact_width, sticky_flag
-from .nested_mac import dot_layouts, shift_left_by_bits
+from ._common import bits_width, check_candidates, check_int, check_mode, \
+    nested_shift_comb, overflow_policy, sum_tree
+from .accumulate import sticky_flag
+from .nested_mac import DotMac, shift_left_by_bits
 
 __all__ = ["BitserialMac"]
 
 
-class BitserialMac(wiring.Component):
+class BitserialMac(DotMac):
     """Nested MAC that consumes the weights' b-bit codes MSB first, one bit per cycle.
 
     Ports and packet convention are those of :class:`rtl.nested_mac.NestedMac`. A beat at
@@ -38,34 +35,12 @@ class BitserialMac(wiring.Component):
 
     def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
                  overflow=D.OVERFLOW, candidates=None):
-        self._n = check_n(n)
-        self._pes = check_int("pes", pes, 1, 256)
-        self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)
-        if acc_width is None:
-            acc_width = acc_width_rule(self._n, self._max_terms)
-        self._acc_width = check_int("acc_width", acc_width, 2, 62)
         self._mode = check_mode(mode)
-        self._overflow = check_overflow(overflow)
+        super().__init__(n, pes, acc_width, max_terms, overflow)
         self._candidates = check_candidates(candidates, self._n)
-        if self.exact_width > 64:
-            raise RTLParamError(f"exact accumulator width {self.exact_width} exceeds 64 bits")
-        lay_i, lay_o = dot_layouts(self._n, self._pes, self._acc_width)
-        super().__init__({
-            "i": In(stream.Signature(lay_i)),
-            "o": Out(stream.Signature(lay_o)),
-            "sticky_overflow": Out(1),
-            "clear_overflow": In(1),
-        })
 
-    n = property(lambda self: self._n)
-    pes = property(lambda self: self._pes)
-    acc_width = property(lambda self: self._acc_width)
-    max_terms = property(lambda self: self._max_terms)
     mode = property(lambda self: self._mode.value)
-    overflow = property(lambda self: self._overflow.value)
     candidates = property(lambda self: self._candidates)
-    exact_width = property(lambda self: exact_width(self._acc_width, 2 * self._n,
-                                                    self._max_terms))
     latency = property(lambda self: 1,
                        doc="cycles from the last bit cycle of the ``last`` beat to the result")
 

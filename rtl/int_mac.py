@@ -2,21 +2,17 @@
 from __future__ import annotations
 
 from amaranth.hdl import Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from golden import defaults as D
-from golden.formats import acc_width_rule
 
-from ._common import RTLParamError, check_int, check_n, check_overflow, overflow_policy, \
-    sum_tree
-from .accumulate import accumulate_stage, exact_width, sticky_flag
-from .nested_mac import dot_layouts
+from ._common import overflow_policy, sum_tree
+from .accumulate import accumulate_stage, sticky_flag
+from .nested_mac import DotMac
 
 __all__ = ["IntMac"]
 
 
-class IntMac(wiring.Component):
+class IntMac(DotMac):
     """``pes`` products per beat of unsigned n-bit x and signed n-bit w, no nesting.
 
     Same ports and timing as :class:`rtl.nested_mac.NestedMac` without the ``bits`` field:
@@ -33,30 +29,8 @@ class IntMac(wiring.Component):
     """
 
     def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, overflow=D.OVERFLOW):
-        self._n = check_n(n)
-        self._pes = check_int("pes", pes, 1, 256)
-        self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)
-        if acc_width is None:
-            acc_width = acc_width_rule(self._n, self._max_terms)
-        self._acc_width = check_int("acc_width", acc_width, 2, 62)
-        self._overflow = check_overflow(overflow)
-        if self.exact_width > 64:
-            raise RTLParamError(f"exact accumulator width {self.exact_width} exceeds 64 bits")
-        lay_i, lay_o = dot_layouts(self._n, self._pes, self._acc_width, with_bits=False)
-        super().__init__({
-            "i": In(stream.Signature(lay_i)),
-            "o": Out(stream.Signature(lay_o)),
-            "sticky_overflow": Out(1),
-            "clear_overflow": In(1),
-        })
+        super().__init__(n, pes, acc_width, max_terms, overflow, with_bits=False)
 
-    n = property(lambda self: self._n)
-    pes = property(lambda self: self._pes)
-    acc_width = property(lambda self: self._acc_width)
-    max_terms = property(lambda self: self._max_terms)
-    overflow = property(lambda self: self._overflow.value)
-    exact_width = property(lambda self: exact_width(self._acc_width, 2 * self._n,
-                                                    self._max_terms))
     latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
 
     def elaborate(self, platform):

@@ -13,7 +13,7 @@ from ._common import RTLParamError, bits_width, check_candidates, check_choice, 
     overflow_policy, sum_tree
 from .accumulate import accumulate_stage, exact_width, sticky_flag
 
-__all__ = ["NestedMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]
+__all__ = ["NestedMac", "DotMac", "VARIANTS", "dot_layouts", "shift_left_by_bits"]
 
 VARIANTS = ("right", "msb")
 
@@ -26,6 +26,39 @@ def dot_layouts(n, pes, acc_width, with_bits=True):
     fields.update({"bias": signed(acc_width), "first": 1, "last": 1})
     return (data.StructLayout(fields),
             data.StructLayout({"acc": signed(acc_width), "overflow": 1}))
+
+
+class DotMac(wiring.Component):
+    """What the dot-product MACs (:class:`NestedMac`, :class:`rtl.int_mac.IntMac`,
+    :class:`rtl.bitserial_mac.BitserialMac`) share: the checks of ``n``, ``pes``,
+    ``max_terms``, ``acc_width`` and ``overflow``, the exact accumulator width, and the
+    stream ports (:func:`dot_layouts`) with the sticky overflow flag."""
+
+    def __init__(self, n, pes, acc_width, max_terms, overflow, with_bits=True):
+        self._n = check_n(n)
+        self._pes = check_int("pes", pes, 1, 256)
+        self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)
+        if acc_width is None:
+            acc_width = acc_width_rule(self._n, self._max_terms)
+        self._acc_width = check_int("acc_width", acc_width, 2, 62)
+        self._overflow = check_overflow(overflow)
+        if self.exact_width > 64:
+            raise RTLParamError(f"exact accumulator width {self.exact_width} exceeds 64 bits")
+        lay_i, lay_o = dot_layouts(self._n, self._pes, self._acc_width, with_bits=with_bits)
+        super().__init__({
+            "i": In(stream.Signature(lay_i)),
+            "o": Out(stream.Signature(lay_o)),
+            "sticky_overflow": Out(1),
+            "clear_overflow": In(1),
+        })
+
+    n = property(lambda self: self._n)
+    pes = property(lambda self: self._pes)
+    acc_width = property(lambda self: self._acc_width)
+    max_terms = property(lambda self: self._max_terms)
+    overflow = property(lambda self: self._overflow.value)
+    exact_width = property(lambda self: exact_width(self._acc_width, 2 * self._n,
+                                                    self._max_terms))
 
 
 def shift_left_by_bits(m, v, n, bits, candidates, factor, E, name="sh"):
@@ -42,7 +75,7 @@ def shift_left_by_bits(m, v, n, bits, candidates, factor, E, name="sh"):
     return out
 
 
-class NestedMac(wiring.Component):
+class NestedMac(DotMac):
     """Parallel nested multiply-accumulate over ``pes`` terms per beat.
 
     Each beat carries ``pes`` unsigned activation codes ``x`` and signed weight codes ``w``
@@ -87,36 +120,14 @@ class NestedMac(wiring.Component):
 
     def __init__(self, n=D.N, pes=8, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
                  variant=D.ALIGNMENT, overflow=D.OVERFLOW, candidates=None):
-        self._n = check_n(n)
-        self._pes = check_int("pes", pes, 1, 256)
-        self._max_terms = check_int("max_terms", max_terms, 1, 1 << 20)
-        if acc_width is None:
-            acc_width = acc_width_rule(self._n, self._max_terms)
-        self._acc_width = check_int("acc_width", acc_width, 2, 62)
         self._mode = check_mode(mode)
         self._variant = check_choice("variant", variant, VARIANTS)
-        self._overflow = check_overflow(overflow)
+        super().__init__(n, pes, acc_width, max_terms, overflow)
         self._candidates = check_candidates(candidates, self._n)
-        if self.exact_width > 64:
-            raise RTLParamError(f"exact accumulator width {self.exact_width} exceeds 64 bits")
-        lay_i, lay_o = dot_layouts(self._n, self._pes, self._acc_width)
-        super().__init__({
-            "i": In(stream.Signature(lay_i)),
-            "o": Out(stream.Signature(lay_o)),
-            "sticky_overflow": Out(1),
-            "clear_overflow": In(1),
-        })
 
-    n = property(lambda self: self._n)
-    pes = property(lambda self: self._pes)
-    acc_width = property(lambda self: self._acc_width)
-    max_terms = property(lambda self: self._max_terms)
     mode = property(lambda self: self._mode.value)
     variant = property(lambda self: self._variant)
-    overflow = property(lambda self: self._overflow.value)
     candidates = property(lambda self: self._candidates)
-    exact_width = property(lambda self: exact_width(self._acc_width, 2 * self._n,
-                                                    self._max_terms))
     latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
 
     def elaborate(self, platform):

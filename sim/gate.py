@@ -23,7 +23,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 from . import runner
-from .batch import SHELL_TOP, BatchEngine
+from .batch import BatchEngine
 
 __all__ = ["gate_engine", "toggle_counts", "activities", "check_macros"]
 
@@ -68,17 +68,18 @@ def _drop_init(netlist_v: str) -> str:
     return _INIT.sub("", netlist_v)
 
 
-def gate_engine(engine_params: dict, liberty, synth_result: dict | None = None) -> tuple:
-    """``(engine, synth_result)``: a coverage-instrumented :class:`BatchEngine` on the sky130
-    netlist of the engine sized by ``engine_params``, and the synthesis result it came from
-    (``netlist_v`` / ``netlist_blif``: the STA view; ``netlist_sim_*``: with the macros)."""
+def gate_engine(engine_params: dict, liberty) -> tuple:
+    """``(engine, synth_result, watched)``: a coverage-instrumented :class:`BatchEngine` on
+    the sky130 netlist of the engine sized by ``engine_params``, the synthesis result it came
+    from (``netlist_v`` / ``netlist_blif``: the STA view; ``netlist_sim_*``: with the macros)
+    and the nets whose toggles it counts (:func:`activities` takes them)."""
     from reports.gate_models import SRAM_MODEL, cell_models
     from reports.gatesim import LibertyCells
     from reports.synth import synth
     from reports.tools import prepare_liberty
 
     info = runner.generate_module("engine", engine_params, name="engine_batch")
-    s = synth_result or synth(info.path.read_text(), info.top, "sky130", liberty)
+    s = synth(info.path.read_text(), info.top, "sky130", liberty)
     if "netlist_sim_v" not in s:
         raise DQTValueError("the engine's sky130 synthesis has no memory macros: no "
                             "simulation view was written")
@@ -95,7 +96,7 @@ def gate_engine(engine_params: dict, liberty, synth_result: dict | None = None) 
         tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(text)
         os.replace(tmp, path)
-    return BatchEngine(engine_params, source=path, coverage=True), s
+    return BatchEngine(engine_params, source=path, coverage=True), s, w
 
 
 def _watched(sta_blif: str, sim_blif: str, lib) -> dict:
@@ -185,9 +186,9 @@ def toggle_counts(path) -> dict:
     return out
 
 
-def activities(counts: dict, cycles: int, sta_blif: str, sim_blif: str,
-               lib) -> tuple[dict, dict, dict]:
-    """OpenSTA annotations from one run's toggle counts over ``cycles`` clock cycles:
+def activities(counts: dict, cycles: int, watched: dict) -> tuple[dict, dict, dict]:
+    """OpenSTA annotations from one run's toggle counts over ``cycles`` clock cycles (of the
+    ``watched`` nets :func:`gate_engine` returned):
     ``(input port bits, flip-flop instances, pins)`` -> (transitions per cycle, duty).
 
     Duty is not counted (0.5 is assumed): it moves leakage and state-dependent internal
@@ -195,7 +196,7 @@ def activities(counts: dict, cycles: int, sta_blif: str, sim_blif: str,
     load pins in the STA netlist of each ``RD_DATA`` bit's net (the net is undriven there).
     Raises DQTValueError when a watched net has no count (coverage and netlist disagree).
     """
-    w = _watched(sta_blif, sim_blif, lib)
+    w = watched
     per = max(1, cycles - 1)
     missing = []
 
