@@ -1,12 +1,11 @@
 """Plain fixed-precision integer MAC, the reference design (golden ``int_mac``)."""
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module
 
 from golden import defaults as D
 
-from ._common import overflow_policy, sum_tree
-from .accumulate import accumulate_stage, sticky_flag
+from ._common import sum_tree
 from .nested_mac import DotMac
 
 __all__ = ["IntMac"]
@@ -36,19 +35,7 @@ class IntMac(DotMac):
     def elaborate(self, platform):
         m = Module()
         p = self.i.payload
-        E = self.exact_width
         en = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(en)
         beat = sum_tree(p.x[j] * p.w[j] for j in range(self._pes))
-        a_valid, a_first, a_last = Signal(), Signal(), Signal()
-        a_sum = Signal(signed(E))
-        with m.If(en):
-            m.d.sync += [a_valid.eq(self.i.valid), a_first.eq(p.first), a_last.eq(p.last),
-                         a_sum.eq(beat + Mux(p.first, p.bias, 0))]
-        ov, res = accumulate_stage(m, en, a_valid, a_first, a_last, a_sum, E)
-        m.d.comb += self.o.valid.eq(ov)
-        val, over = overflow_policy(m, res, self._acc_width, self._overflow)
-        m.d.comb += [self.o.payload.acc.eq(val), self.o.payload.overflow.eq(over)]
-        m.d.comb += self.sticky_overflow.eq(
-            sticky_flag(m, self.o.valid & over, self.clear_overflow))
-        return m
+        return self.accumulate_beats(m, en, beat)

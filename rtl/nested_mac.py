@@ -61,6 +61,24 @@ class DotMac(wiring.Component):
                                                     self._max_terms))
 
 
+    def accumulate_beats(self, m, en, beat):
+        """Stages A and B behind a beat's products: A registers the beat's sum with the bias
+        folded into the first beat, B accumulates exactly; the overflow policy acts on the
+        final exact sum; the sticky flag follows the results. Returns ``m``."""
+        p, E = self.i.payload, self.exact_width
+        a_valid, a_first, a_last = Signal(), Signal(), Signal()
+        a_sum = Signal(signed(E))
+        with m.If(en):
+            m.d.sync += [a_valid.eq(self.i.valid), a_first.eq(p.first), a_last.eq(p.last),
+                         a_sum.eq(beat + Mux(p.first, p.bias, 0))]
+        ov, res = accumulate_stage(m, en, a_valid, a_first, a_last, a_sum, E)
+        m.d.comb += self.o.valid.eq(ov)
+        val, over = overflow_policy(m, res, self._acc_width, self._overflow)
+        m.d.comb += [self.o.payload.acc.eq(val), self.o.payload.overflow.eq(over)]
+        m.d.comb += self.sticky_overflow.eq(
+            sticky_flag(m, self.o.valid & over, self.clear_overflow))
+        return m
+
 def shift_left_by_bits(m, v, n, bits, candidates, factor, E, name="sh"):
     """``v << factor*(n - bits)`` for a run-time ``bits`` (outside ``candidates``: no shift)."""
     out = Signal(signed(E), name=name)
@@ -148,17 +166,4 @@ class NestedMac(DotMac):
         if self._variant == "right":
             beat = shift_left_by_bits(m, beat, n, p.bits, self._candidates, 2, E, "beat_sh")
 
-        # stage A: the beat's sum in master units, bias folded into the first beat
-        a_valid, a_first, a_last = Signal(), Signal(), Signal()
-        a_sum = Signal(signed(E))
-        with m.If(en):
-            m.d.sync += [a_valid.eq(self.i.valid), a_first.eq(p.first), a_last.eq(p.last),
-                         a_sum.eq(beat + Mux(p.first, p.bias, 0))]
-        # stage B: exact accumulation; the policy acts on the final exact sum
-        ov, res = accumulate_stage(m, en, a_valid, a_first, a_last, a_sum, E)
-        m.d.comb += self.o.valid.eq(ov)
-        val, over = overflow_policy(m, res, self._acc_width, self._overflow)
-        m.d.comb += [self.o.payload.acc.eq(val), self.o.payload.overflow.eq(over)]
-        m.d.comb += self.sticky_overflow.eq(
-            sticky_flag(m, self.o.valid & over, self.clear_overflow))
-        return m
+        return self.accumulate_beats(m, en, beat)
