@@ -155,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--engine", default=None,
                     help="engine overrides as a JSON object, as for dqt sim (e.g. "
                          "'{\"lanes\": 16, \"pes\": 16}')")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="batch driver worker threads (default: the CPUs available)")
     ap.add_argument("--quick", action="store_true", help="16 images, 200k anchor cycles")
     a = ap.parse_args(argv)
     if a.quick:
@@ -184,12 +186,13 @@ def main(argv=None) -> int:
             min(a.images, a.icarus_images)
         load = os.getloadavg()[0]
         r = verify_network(art, images=n, simulator=sim, modes=modes, driver=driver or None,
-                           engine=engine)
+                           engine=engine, jobs=a.jobs if driver == "batch" else None)
         row = {k: r[k] for k in ("simulator", "driver", "images", "elements_checked",
                                  "mismatches", "verified_macs", "seconds",
                                  "verified_macs_per_s", "cpu_seconds",
                                  "verified_macs_per_cpu_s", "engine_cycles", "build_seconds",
                                  "peak_rss_mib", "modes")}
+        row["jobs"] = r.get("jobs", 1)
         row["load_1min"] = [round(load, 2), round(os.getloadavg()[0], 2)]
         rows.append(row)
         print(f"{sim}:{driver} done: {json.dumps(row)}", file=sys.stderr, flush=True)
@@ -197,7 +200,7 @@ def main(argv=None) -> int:
     mpc = params["lanes"] * params["pes"]
     print(f"artifact {art}; engine lanes={params['lanes']} pes={params['pes']} "
           f"({mpc} MACs/cycle peak)")
-    print(f"{'simulator':10s} {'driver':7s} {'images':>6s} {'elements':>10s} {'mism':>5s} "
+    print(f"{'simulator':10s} {'driver':7s} {'jobs':>4s} {'images':>6s} {'elements':>10s} {'mism':>5s} "
           f"{'MACs':>11s} {'seconds':>8s} {'MACs/s':>10s} {'MACs/cpu-s':>10s} {'cycles/s':>9s} "
           f"{'RSS MiB':>8s}")
     for r in rows:
@@ -205,7 +208,7 @@ def main(argv=None) -> int:
             print(f"{r['simulator']:10s} {r['driver']:7s} skipped: {r['skipped']}")
             continue
         cps = r["engine_cycles"] / r["seconds"]
-        print(f"{r['simulator']:10s} {r['driver']:7s} {r['images']:6d} "
+        print(f"{r['simulator']:10s} {r['driver']:7s} {r['jobs']:4d} {r['images']:6d} "
               f"{r['elements_checked']:10d} {r['mismatches']:5d} {r['verified_macs']:11d} "
               f"{r['seconds']:8.2f} {r['verified_macs_per_s']:10d} "
               f"{r['verified_macs_per_cpu_s']:10d} {cps:9.0f} "

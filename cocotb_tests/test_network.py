@@ -52,7 +52,7 @@ def reports(artifact):
             before = _job_dirs()
             cache[driver, stall] = verify_network(
                 artifact, images=6, simulator="verilator", engine=ENGINE, driver=driver,
-                stall=stall,
+                stall=stall, jobs=1 if driver == "batch" else None,
                 rerun=runner.rerun_command("cocotb_tests/test_network.py", test_id))
             left[driver, stall] = _job_dirs() - before
         return cache[driver, stall], left[driver, stall]
@@ -105,9 +105,40 @@ def test_drivers_check_the_same_elements(reports):
     assert batch["verified_macs"] == cocotb["verified_macs"]
 
 
+@pytest.mark.simulator
+def test_sharded_batch_run_equals_one_engine(artifact, reports):
+    """Three worker threads (two modes each) and one engine give the same report: the same
+    elements, MACs and per-layer counts, and the same engine cycles per mode (one shard per
+    mode); a single mode split by images over two engines checks the same elements too."""
+    _need_verilator()
+    one = reports("batch")[0]
+    three = verify_network(artifact, images=6, simulator="verilator", engine=ENGINE, jobs=3)
+    assert three["jobs"] == 3 and three["shards"] == 6 and three["mismatches"] == 0
+    for k in ("per_layer", "elements_checked", "rtl_elements", "verified_macs",
+              "engine_cycles_by_mode", "verified_macs_by_mode", "modes", "images"):
+        assert three[k] == one[k], k
+    split = verify_network(artifact, images=6, simulator="verilator", engine=ENGINE, jobs=2,
+                           modes=["dynamic"])
+    assert split["shards"] == 2 and split["mismatches"] == 0
+    assert split["per_layer"] == {k: v for k, v in one["per_layer"].items()
+                                  if k.startswith("dynamic:")}
+    assert split["verified_macs"] == one["verified_macs_by_mode"]["dynamic"]
+
+
+def test_shard_plan():
+    """Shards: one per mode while there are at least as many modes as workers; a mode's
+    images in equal ranges otherwise."""
+    from sim.network import shard_plan
+    assert shard_plan(["2", "8"], 10, 1) == [("2", 0, 10), ("8", 0, 10)]
+    assert shard_plan(["2", "8"], 10, 2) == [("2", 0, 10), ("8", 0, 10)]
+    assert shard_plan(["8"], 10, 2) == [("8", 0, 5), ("8", 5, 10)]
+    assert shard_plan(["8"], 1, 4) == [("8", 0, 1)]
+    assert shard_plan(["2", "8"], 9, 4) == [("2", 0, 4), ("2", 4, 9), ("8", 0, 4), ("8", 4, 9)]
+
+
 def _drop_lane3_rounding(text: str) -> str:
     """Requantizer of lane 3 only: drop the rounding constant 2^(S-1), i.e. it floors."""
-    new, count = re.subn(r"= \$signed\(prod3\) \+ \$signed\(\{ 1'h0, \\\$\d+  \}\);",
+    new, count = re.subn(r"= \$signed\(prod3\) \+ \$signed\(\{ 1'h0, \\\$\d+ (\[\d+:0\])? \}\);",
                          "= $signed(prod3);", text)
     assert count == 1, f"expected one rounding adder on prod3 in the Verilog, found {count}"
     return new
@@ -135,6 +166,12 @@ def test_batch_driver_locates_a_mutant(artifact):
     # the bad element is in a channel of lane 3 (channel index mod lanes)
     idx = [int(v) for v in re.search(r"first at index \[([\d, ]+)\]", msg).group(1).split(",")]
     assert idx[1] % params["lanes"] == 3, msg
+    # a shard that starts at image 1 reports the image's index in the whole set
+    with BatchEngine(params, mutate=_drop_lane3_rounding) as eng:
+        rep1 = run_now(run_on_engine(eng, net, codes[1:], [8], image0=1))
+    idx1 = [int(v) for v in re.search(r"first at index \[([\d, ]+)\]", rep1["first_mismatch"])
+            .group(1).split(",")]
+    assert idx1[0] >= 1 and f"(image {idx1[0]})" in rep1["first_mismatch"]
 
 
 def test_batch_driver_needs_verilator(artifact):

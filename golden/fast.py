@@ -25,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -117,18 +117,21 @@ def weights_as_cols(w: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _shift_codes(q, k, rnd, lo_in, hi_in, lo, hi, offset, out):
+    # Branch-free in the loop so that it vectorizes; codes are checked against [lo_in,
+    # hi_in] first, so v + offset fits int32, and int32 -> float is one vector instruction
+    # on AVX2 where int64 -> float is not.
     bad = 0
     half = (1 << (k - 1)) if k > 0 else 0
-    for i in numba.prange(q.size):
-        v = np.int64(q[i])
-        if v < lo_in or v > hi_in:
-            bad += 1
-        if rnd and k > 0:
-            v = (v + half) >> k
-            v = min(max(v, lo), hi)
-        else:
-            v = v >> k
-        out[i] = v + offset
+    if rnd and k > 0:
+        for i in range(q.size):
+            v = np.int64(q[i])
+            bad += (v < lo_in) | (v > hi_in)
+            out[i] = np.int32(min(max((v + half) >> k, lo), hi) + offset)
+    else:
+        for i in range(q.size):
+            v = np.int64(q[i])
+            bad += (v < lo_in) | (v > hi_in)
+            out[i] = np.int32((v >> k) + offset)
     return bad
 
 
@@ -155,12 +158,34 @@ def _finish(s, k2, bias, lo, hi, sat, acc, over):
     N, O = s.shape
     mod_mask = np.int64(hi) - np.int64(lo)  # 2^W - 1
     for i in range(N):
-        for o in range(O):
-            v = (np.int64(s[i, o]) << k2) + bias[o]
-            over[i, o] = (v < lo) | (v > hi)
-            if sat:
+        if sat:
+            for o in range(O):
+                v = (np.int64(s[i, o]) << k2) + bias[o]
+                over[i, o] = (v < lo) | (v > hi)
                 acc[i, o] = min(max(v, lo), hi)
-            else:
+        else:
+            for o in range(O):
+                v = (np.int64(s[i, o]) << k2) + bias[o]
+                over[i, o] = (v < lo) | (v > hi)
+                acc[i, o] = ((v - lo) & mod_mask) + lo
+
+
+@numba.njit(cache=True)
+def _finish_f32(s, k2, bias, lo, hi, sat, acc, over):
+    # A binary32 GEMM result is an exact integer of magnitude <= 2^24: float -> int32 is one
+    # vector instruction on AVX2 (float -> int64 is not), then widened.
+    N, O = s.shape
+    mod_mask = np.int64(hi) - np.int64(lo)
+    for i in range(N):
+        if sat:
+            for o in range(O):
+                v = (np.int64(np.int32(s[i, o])) << k2) + bias[o]
+                over[i, o] = (v < lo) | (v > hi)
+                acc[i, o] = min(max(v, lo), hi)
+        else:
+            for o in range(O):
+                v = (np.int64(np.int32(s[i, o])) << k2) + bias[o]
+                over[i, o] = (v < lo) | (v > hi)
                 acc[i, o] = ((v - lo) & mod_mask) + lo
 
 
@@ -171,8 +196,9 @@ def finish_acc(s, k2: int, bias, acc_spec):
     N, O = s.shape
     acc = np.empty((N, O), dtype=np.int64)
     over = np.empty((N, O), dtype=np.bool_)
-    _finish(np.ascontiguousarray(s), k2, np.ascontiguousarray(bias, dtype=np.int64), acc_spec.lo,
-            acc_spec.hi, acc_spec.overflow is Overflow.SATURATE, acc, over)
+    kernel = _finish_f32 if s.dtype == np.float32 else _finish
+    kernel(np.ascontiguousarray(s), k2, np.ascontiguousarray(bias, dtype=np.int64), acc_spec.lo,
+           acc_spec.hi, acc_spec.overflow is Overflow.SATURATE, acc, over)
     return acc, over
 
 
@@ -191,8 +217,79 @@ def code_plan(K: int, bits: int):
 # behind it, it may; on this project's AVX2 machines it is a plain loop (0.6 GMAC/s per core
 # against 23 for sgemm). "auto" therefore measures both once per process (gemm_kernel).
 
-KERNELS = ("auto", "f32", "int8")
+KERNELS = ("auto", "f32", "int8", "u8")
 _KERNEL = None
+
+
+# --- u8 x s8 kernel (fbgemm) -------------------------------------------------------------------
+# fbgemm's int8 GEMM (torch's "fbgemm" quantized engine) multiplies unsigned 8-bit
+# activations by signed 8-bit weights: on AVX2 with vpmaddubsw, which adds two adjacent
+# u8 x s8 products into a *saturating* int16, then vpmaddwd/vpaddd into int32; on AVX-512
+# VNNI with vpdpbusd, straight into int32. Exact (docs/arithmetic.md section 9) when
+# (a) every pair sum fits int16: activations <= 127 and |w| <= 128 give
+#     |x1 w1 + x2 w2| <= 2 * 127 * 128 = 32512 <= 32767, so at most 7-bit activation codes
+#     (nested b <= 7: codes in [0, 2^b - 1], not centred);
+# (b) the int32 sum, returned as binary32 by the fp32-output operator with both scales 1.0
+#     and zero points 0, is an integer of magnitude <= 2^24: K_chunk (2^b - 1) 2^(b-1) <= 2^24
+#     (longer K is cut into chunks, added in binary64 like the f32 path's).
+# The operator quantizes its float input with scale 1 and zero point 0, which maps integer
+# codes in [0, 255] to themselves.
+
+def u8_available() -> bool:
+    """torch with the fbgemm engine and its fp32-output linear operator."""
+    torch = _torch()
+    if torch is None or "fbgemm" not in torch.backends.quantized.supported_engines:
+        return False
+    try:
+        return hasattr(torch.ops.quantized, "linear_with_input_q_dq_qweight_dq_output_fp32")
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def u8_plan(K: int, bits: int):
+    """("u8", chunk) when fbgemm's u8 x s8 sums are exact at width ``bits`` (b <= 7),
+    else None."""
+    if not 1 <= bits <= 7:
+        return None
+    m = ((1 << bits) - 1) * (1 << (bits - 1))
+    return "u8", max(1, min(K, _F32_EXACT // m))
+
+
+def u8_pack(wb, chunk: int) -> list:
+    """Signed weight codes [O, K] (|w| <= 128) as fbgemm packed weights, one per K chunk:
+    ``[(packed, k0, k1), ...]`` (the analogue of the f32 path's transposed weights)."""
+    import warnings
+    torch = _torch()
+    w = torch.from_numpy(np.ascontiguousarray(wb, dtype=np.float32))
+    packs = []
+    engine = torch.backends.quantized.engine
+    try:
+        torch.backends.quantized.engine = "fbgemm"
+        with warnings.catch_warnings():  # quantized tensor creation is marked deprecated
+            warnings.simplefilter("ignore")
+            for k0 in range(0, w.shape[1], chunk):
+                k1 = min(w.shape[1], k0 + chunk)
+                qw = torch.quantize_per_tensor(w[:, k0:k1].contiguous(), 1.0, 0, torch.qint8)
+                packs.append((torch.ops.quantized.linear_prepack(qw, None), k0, k1))
+    finally:
+        torch.backends.quantized.engine = engine
+    return packs
+
+
+def _u8_gemm(xb, packs):
+    """Exact x @ w.T (as float32, or float64 over several chunks) for u8 codes x [N, K] in
+    float32 and the packs of :func:`u8_pack`."""
+    torch = _torch()
+    op = torch.ops.quantized.linear_with_input_q_dq_qweight_dq_output_fp32
+    xt = torch.from_numpy(np.ascontiguousarray(xb, dtype=np.float32))
+    with torch.no_grad():
+        if len(packs) == 1:
+            return op(xt, 1.0, 0, packs[0][0]).numpy()
+        out = None
+        for pk, k0, k1 in packs:
+            part = op(xt[:, k0:k1].contiguous(), 1.0, 0, pk).numpy().astype(np.float64)
+            out = part if out is None else out + part
+        return out
 
 
 def int8_exact(K: int, bits: int) -> bool:
@@ -203,42 +300,55 @@ def int8_exact(K: int, bits: int) -> bool:
     return 1 <= bits <= 8 and K * (1 << (2 * (bits - 1))) <= _I32_MAX
 
 
-def _probe_int8_faster(torch) -> bool:
-    """Time one 128x512x512 product each way (after a warm call); True if int8 is faster."""
+def _probe_fastest(torch, candidates) -> str:
+    """Time one 128x512x512 product with each candidate kernel (after a warm call, best of
+    three); the fastest one's name."""
     import time
     g = torch.Generator().manual_seed(0)
-    a = torch.randint(-128, 128, (128, 512), dtype=torch.int8, generator=g)
-    b = torch.randint(-128, 128, (512, 512), dtype=torch.int8, generator=g)
+    a = torch.randint(-64, 64, (128, 512), dtype=torch.int8, generator=g)
+    b = torch.randint(-64, 64, (512, 512), dtype=torch.int8, generator=g)
     af, bf = a.float(), b.float()
+    fns = {"f32": lambda: torch.mm(af, bf)}
+    if "int8" in candidates:
+        fns["int8"] = lambda: torch._int_mm(a, b)
+    if "u8" in candidates:
+        xu = (af + 64).numpy()
+        packs = u8_pack(bf.T.numpy(), 512)
+        fns["u8"] = lambda: _u8_gemm(xu, packs)
     best = {}
     with torch.no_grad():
-        for name, fn in (("int8", lambda: torch._int_mm(a, b)), ("f32", lambda: torch.mm(af, bf))):
+        for name, fn in fns.items():
             fn()
-            t0 = time.perf_counter()
-            fn()
-            best[name] = time.perf_counter() - t0
-    return best["int8"] < best["f32"]
+            best[name] = float("inf")
+            for _ in range(3):
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    return min(best, key=best.get)
 
 
 def gemm_kernel() -> str:
-    """The exact GEMM kernel the fast path uses: "int8" (torch._int_mm) or "f32" (sgemm).
+    """The exact GEMM kernel the fast path prefers for linear layers: "u8" (fbgemm u8 x s8,
+    used at b <= 7), "int8" (torch._int_mm s8 x s8) or "f32" (sgemm); a width the
+    preferred kernel cannot take exactly falls back to the f32 plan.
 
-    ``DQT_GOLDEN_KERNEL`` = auto (default: measured once per process), f32 or int8."""
+    ``DQT_GOLDEN_KERNEL`` = auto (default: the fastest, measured once per process), f32,
+    int8 or u8."""
     global _KERNEL
     if _torch() is None:
         return "f32"
     if _KERNEL is None:
+        from .formats import DQTValueError
         want = os.environ.get("DQT_GOLDEN_KERNEL", "auto").strip().lower()
         if want not in KERNELS:
-            from .formats import DQTValueError
             raise DQTValueError(f"DQT_GOLDEN_KERNEL={want!r} is not one of {list(KERNELS)}")
         torch = _torch()
-        has = torch is not None and hasattr(torch, "_int_mm")
-        if want == "int8" and not has:
-            from .formats import DQTValueError
-            raise DQTValueError("DQT_GOLDEN_KERNEL=int8 needs torch with torch._int_mm")
+        have = {"f32": True, "int8": hasattr(torch, "_int_mm"), "u8": u8_available()}
+        if want != "auto" and not have[want]:
+            raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs torch with "
+                                + ("torch._int_mm" if want == "int8" else "the fbgemm engine"))
         _KERNEL = want if want != "auto" else \
-            ("int8" if has and _probe_int8_faster(torch) else "f32")
+            _probe_fastest(torch, [k for k, ok in have.items() if ok])
     return _KERNEL
 
 
@@ -249,6 +359,8 @@ def kernel_name(plan, K: int, onednn: bool = False) -> str:
         return "onednn-conv-f32"
     if path == "i8":
         return "torch-int_mm-s8s8s32"
+    if path == "u8":
+        return "fbgemm-u8s8s32" + ("" if chunk >= K else f"-chunked{chunk}")
     if path == "f32":
         return ("torch-sgemm-f32" if _torch() is not None else "blas-sgemm-f32") + \
             ("" if chunk >= K else f"-chunked{chunk}")
@@ -258,8 +370,11 @@ def kernel_name(plan, K: int, onednn: bool = False) -> str:
 def planned_gemm(xb, wb, plan):
     """x @ w.T for operands already in the plan's dtype; int64, int32 or exact float result.
 
-    Plan ("i8", K): ``xb`` int8 [N, K], ``wb`` a torch int8 tensor [K, O] (prepared)."""
+    Plan ("i8", K): ``xb`` int8 [N, K], ``wb`` a torch int8 tensor [K, O] (prepared).
+    Plan ("u8", chunk): ``xb`` float32 codes in [0, 127], ``wb`` the packs of :func:`u8_pack`."""
     path, chunk = plan
+    if path == "u8":
+        return _u8_gemm(xb, wb)
     if path == "i8":
         torch = _torch()
         with torch.no_grad():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import operator
 
-from amaranth.hdl import Const, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Signal, Value, signed, unsigned
 
 from golden.formats import DQTValueError, MAX_MASTER_WIDTH, NestedMode, Overflow
 
@@ -164,15 +164,17 @@ def overflow_policy(m, exact, width, overflow, name="pol"):
     val = Signal(signed(E), name=f"{name}_val")
     over = Signal(name=f"{name}_over")
     if isinstance(width, Value):
-        one = Const(1, E + 1)
+        # Right shifts of E-bit constants only (no variable left shift, whose result
+        # Amaranth sizes at E + 2^len(sh) - 1 bits: several machine words in a simulator).
         hi = Signal(signed(E + 1), name=f"{name}_hi")
         lo = Signal(signed(E + 1), name=f"{name}_lo")
-        wm1 = Signal(range(E + 1), name=f"{name}_wm1")
-        m.d.comb += wm1.eq(width - 1)
-        m.d.comb += [hi.eq((one << wm1) - 1), lo.eq(-hi - 1)]
         sh = Signal(range(E + 1), name=f"{name}_sh")
         m.d.comb += sh.eq(E - width)
-        wrapped = (exact << sh)[:E].as_signed() >> sh
+        mask = Const((1 << E) - 1, E) >> sh          # 2^W - 1
+        sign = Const(1 << (E - 1), E) >> sh          # 2^(W-1)
+        m.d.comb += [hi.eq(sign - 1), lo.eq(-hi - 1)]
+        # the low W bits of exact, sign-extended from bit W-1: (u ^ 2^(W-1)) - 2^(W-1)
+        wrapped = (((exact.as_unsigned() & mask) ^ sign) - sign)[:E].as_signed()
     else:
         W = int(width)
         hi, lo = (1 << (W - 1)) - 1, -(1 << (W - 1))
@@ -212,5 +214,16 @@ def rshift_round_comb(v, S):
     """(v + 2^(S-1)) >> S with round half up; S may be an int or a Value (S = 0: identity)."""
     if isinstance(S, int):
         return v if S == 0 else (v + (1 << (S - 1))) >> S
-    half = (Const(1, 2) << S) >> 1
-    return (v + half) >> S
+    # Kept to len(v) + 1 bits (at most 64 for a 63-bit product: one machine word in a
+    # simulator, where the textbook ``(1 << S) >> 1`` would be 65 bits wide). half holds
+    # 2^(S-1) for 1 <= S <= W-1 (W = len(v)); for S >= W the exact result is 0 (shown in
+    # docs/rtl.md), so that case is a mux instead of wider bits.
+    v = Value.cast(v)
+    if not v.shape().signed:
+        v = Cat(v, Const(0, 1)).as_signed()
+    W = len(v)
+    half = ((Const(1, 1) << S) >> 1)[:W - 1]
+    shifted = (v + half) >> S
+    if (1 << len(S)) - 1 < W:
+        return shifted
+    return Mux(S >= W, 0, shifted)

@@ -374,7 +374,7 @@ class Engine(wiring.Component):
         v5, lastg5 = Signal(), Signal()
         bits5 = Signal.like(s3.bits3)
         over5 = Signal(L)
-        prod5 = [Signal(signed(A + self._m_bits + 1), name=f"prod{lane}") for lane in range(L)]
+        prod5 = [Signal(signed(A + self._m_bits), name=f"prod{lane}") for lane in range(L)]
         val5 = [Signal(signed(A), name=f"val5_{lane}") for lane in range(L)]
         with m.If(adv):
             m.d.sync += [v5.eq(v4), lastg5.eq(lastg4), bits5.eq(bits4), over5.eq(over4)]

@@ -218,6 +218,21 @@ class BatchEngine:
                                      str(self.vcd_path).encode() if self.vcd_path else None)
         self._busy = 0
 
+    def twin(self) -> "BatchEngine":
+        """Another engine of the same build in this process (its own model, clock and
+        state; no rebuild), e.g. for a worker thread: a library call releases the GIL, so
+        engines in different threads simulate in parallel."""
+        if self.vcd_path is not None:
+            raise DQTValueError("a waves build writes one dump.vcd: run it in one engine")
+        e = object.__new__(BatchEngine)
+        e._h = None
+        for k in ("info", "library", "build_seconds", "geom", "stall", "vcd_path", "_lib",
+                  "_lay"):
+            setattr(e, k, getattr(self, k))
+        e._h = e._lib.dqt_open(ctypes.byref(e._lay), None)
+        e._busy = 0
+        return e
+
     def close(self) -> None:
         if self._h:
             self._lib.dqt_close(self._h)

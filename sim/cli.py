@@ -47,7 +47,7 @@ def _sim(args) -> int:
     rerun = "WAVES=1 " + " ".join(shlex.quote(a) for a in ["dqt"] + sys.argv[1:])
     rep = verify_network(args.artifact, images=args.images, simulator=args.simulator,
                          modes=modes, batch=args.batch, stall=args.stall, engine=engine,
-                         rerun=rerun, driver=args.driver)
+                         rerun=rerun, driver=args.driver, jobs=args.jobs)
     if not args.json:
         print(f"{rep['simulator']} ({rep['driver']} driver): {rep['images']} images "
               f"({rep['input_source']}), modes "
@@ -64,8 +64,8 @@ def _sim(args) -> int:
     keys = ["images", "layers", "elements_checked", "rtl_elements", "host_elements",
             "mismatches", "verified_macs", "seconds", "verified_macs_per_s", "simulator",
             "driver", "modes", "engine_cycles", "build_seconds", "peak_rss_mib",
-            "input_source", "artifact"]
-    print(json.dumps({k: rep[k] for k in keys}, sort_keys=False))
+            "input_source", "artifact", "jobs"]
+    print(json.dumps({k: rep.get(k) for k in keys}, sort_keys=False))
     return 1 if rep["mismatches"] else 0
 
 
@@ -84,6 +84,9 @@ def register(sub) -> None:
                    help="batch: the engine Verilated with a C++ driver and called from this "
                    "process with whole arrays (Verilator only; the default there); cocotb: "
                    "the cocotb testbench on the harnessed engine (the default for Icarus)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="batch driver: worker threads, each simulating its own engine on a "
+                   "share of the modes (default: the CPUs available; 1 = one engine)")
     p.add_argument("--batch", type=int, default=64,
                    help="beats per harness batch (cocotb driver)")
     p.add_argument("--stall", action="store_true", help="random output backpressure")

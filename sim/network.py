@@ -26,6 +26,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -37,7 +38,8 @@ from golden.network import QUANT_TYPES, load_network, quantize_input
 
 from . import runner
 
-__all__ = ["engine_params_for", "input_codes", "verify_network", "DEFAULT_ENGINE", "DRIVERS"]
+__all__ = ["engine_params_for", "input_codes", "verify_network", "shard_plan", "default_jobs",
+           "DEFAULT_ENGINE", "DRIVERS"]
 
 #: Engine geometry used for network runs unless overridden: the catalog's lanes x MACs per
 #: lane and alignment; the memories are sized for the network (:func:`engine_params_for`).
@@ -164,12 +166,15 @@ def _cpu_seconds() -> float:
 def verify_network(artifact, images: int | None = None, simulator: str = "verilator",
                    modes=None, batch: int = 64, stall: bool = False,
                    engine: dict | None = None, rerun: str | None = None,
-                   verbose: bool = False, driver: str | None = None) -> dict:
+                   verbose: bool = False, driver: str | None = None,
+                   jobs: int | None = None) -> dict:
     """Run the whole-network check on the engine; returns the result dict (see module doc).
 
     ``driver``: ``"batch"`` (Verilator only; the default there) runs the engine in this
     process through :mod:`sim.batch`; ``"cocotb"`` (the default for Icarus) runs the cocotb
     test :mod:`sim.network_tb` on the harnessed engine (``batch``: its beats per batch).
+    ``jobs``: worker threads of the batch driver, each with its own engine (default: the
+    CPUs this process may use; see :func:`shard_plan`).
     Raises :class:`golden.formats.DQTValueError` for bad arguments and
     :class:`sim.runner.SimulatorError` when the simulator is missing. Mismatches do not
     raise: they are counted in the result, with ``first_mismatch`` describing the first.
@@ -181,6 +186,9 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
     if driver == "batch" and simulator != "verilator":
         raise DQTValueError(f"driver 'batch' runs on verilator only, not {simulator!r} "
                             "(use --driver cocotb)")
+    if jobs is not None:
+        from rtl._common import check_int
+        check_int("jobs", jobs, 1, 256)
     net = load_network(artifact)
     modes = _parse_modes(modes, net)
     codes, src = input_codes(artifact, images)
@@ -189,7 +197,7 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
     if reason:
         raise runner.SimulatorError(reason)
     if driver == "batch":
-        rep = _verify_batch(net, codes, modes, params, stall, rerun, verbose)
+        rep = _verify_batch(net, codes, modes, params, stall, rerun, verbose, jobs)
     else:
         rep = _verify_cocotb(artifact, codes, modes, params, simulator, batch, stall, rerun,
                              verbose)
@@ -203,19 +211,67 @@ def verify_network(artifact, images: int | None = None, simulator: str = "verila
     return rep
 
 
-def _verify_batch(net, codes, modes, params, stall, rerun, verbose) -> dict:
+def default_jobs() -> int:
+    """Worker threads of the batch driver: the CPUs this process may run on."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else (os.cpu_count() or 1))
+
+
+def shard_plan(modes, n_images: int, jobs: int) -> list:
+    """``(mode, first image, end)`` shards of a whole-network check for ``jobs`` workers:
+    one per mode, and a mode's images split in equal ranges only when there are fewer
+    modes than workers (each range then pays its own pipeline fill and drain, so a mode's
+    cycle count depends on the split; with one range per mode it does not)."""
+    per_mode = min(max(1, -(-jobs // len(modes))), max(1, n_images))
+    cuts = np.linspace(0, n_images, per_mode + 1).round().astype(int)
+    return [(m, int(a), int(b)) for m in modes for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _verify_batch(net, codes, modes, params, stall, rerun, verbose, jobs=None) -> dict:
+    """The batch driver: shards (:func:`shard_plan`) run on ``jobs`` engines of one build,
+    one per worker thread (the simulation runs in the library with the GIL released), and
+    their reports merge into one (:func:`sim.network_check.merge_reports`)."""
+    from concurrent.futures import ThreadPoolExecutor
     from .batch import BatchEngine, run_now
-    from .network_check import run_on_engine
+    from .network_check import merge_reports, run_on_engine
+    jobs = default_jobs() if jobs is None else jobs
     t0 = time.monotonic()
-    with BatchEngine(params, stall=stall) as eng:
-        t_build = time.monotonic() - t0
-        t1, c1 = time.monotonic(), _cpu_seconds()
-        log = (lambda msg: print(msg, file=sys.stderr)) if verbose else None
-        rep = run_now(run_on_engine(eng, net, codes, modes, rerun, log=log))
-        secs, cpu = time.monotonic() - t1, _cpu_seconds() - c1
-        rep.update({"library": str(eng.library),
-                    "vcd": str(eng.vcd_path) if eng.vcd_path else None})
-    rep.update({"seconds": round(secs, 3), "cpu_seconds": round(cpu, 3),
+    first = BatchEngine(params, stall=stall)
+    t_build = time.monotonic() - t0
+    if first.vcd_path is not None:
+        jobs = 1  # one waveform file
+    shards = shard_plan(modes, len(codes), jobs)
+    jobs = min(jobs, len(shards))
+    log = (lambda msg: print(msg, file=sys.stderr)) if verbose else None
+    engines = [first] + [first.twin() for _ in range(jobs - 1)]
+    free = list(engines)  # one engine per worker thread: a thread takes one and keeps it
+    mine = threading.local()
+    lock = threading.Lock()
+
+    def run(shard):
+        if not hasattr(mine, "eng"):
+            with lock:
+                mine.eng = free.pop()
+        mode, a, b = shard
+        return run_now(run_on_engine(mine.eng, net, codes[a:b], [mode], rerun, log=log,
+                                     image0=a))
+
+    t1, c1 = time.monotonic(), _cpu_seconds()
+    try:
+        if jobs == 1:
+            reps = [run(s) for s in shards]
+        else:
+            with ThreadPoolExecutor(jobs, thread_name_prefix="dqt-batch") as pool:
+                reps = list(pool.map(run, shards))
+    finally:
+        for e in engines:
+            e.close()
+    secs, cpu = time.monotonic() - t1, _cpu_seconds() - c1
+    rep = merge_reports(reps, modes, len(codes))
+    rep.update({"library": str(first.library),
+                "vcd": str(first.vcd_path) if first.vcd_path else None,
+                "jobs": jobs, "shards": len(shards),
+                "seconds": round(secs, 3), "cpu_seconds": round(cpu, 3),
                 "build_seconds": round(t_build, 3),
                 "peak_rss_mib": _peak_rss_mib(resource.RUSAGE_SELF)})
     return rep

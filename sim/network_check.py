@@ -27,7 +27,7 @@ from rtl.engine_protocol import conv_from_rows, conv_rows, plan_network_layer
 from golden.formats import AddConstants, DQTValueError, IntFormat
 from golden.network import QUANT_TYPES, run_network
 
-__all__ = ["run_on_engine"]
+__all__ = ["run_on_engine", "merge_reports"]
 
 
 def _host_layer(l, x):
@@ -56,7 +56,8 @@ KINDS = ("rtl", "host")
 class _Checker:
     """Accumulates element counts (per kind), mismatches and the first mismatch's description."""
 
-    def __init__(self, rerun: str | None):
+    def __init__(self, rerun: str | None, image0: int = 0):
+        self.image0 = image0  # index of this run's first image in the whole set
         self.elements = 0
         self.by_kind = dict.fromkeys(KINDS, 0)
         self.mismatches = 0
@@ -83,8 +84,9 @@ class _Checker:
         rec["mismatches"] += len(bad)
         if len(bad):
             idx = tuple(int(i) for i in bad[0])
+            where = [idx[0] + self.image0, *idx[1:]]
             self._first(f"mode {mode}, layer {name}: {len(bad)} of {exp.size} elements differ; "
-                        f"first at index {list(idx)} (image {idx[0]}): engine {got[idx]} != "
+                        f"first at index {where} (image {where[0]}): engine {got[idx]} != "
                         f"golden {exp[idx]}\n{describe(idx)}")
 
     def _first(self, msg):
@@ -140,14 +142,16 @@ async def _add(tb, net, l, env, stats):
     return y, describe
 
 
-async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None) -> dict:
-    """Run every mode of ``modes`` on the engine and compare with the golden traces."""
-    chk = _Checker(rerun)
+async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None,
+                        image0: int = 0) -> dict:
+    """Run every mode of ``modes`` on the engine and compare with the golden traces
+    (``image0``: index of ``x[0]`` in the whole image set, for the mismatch report)."""
+    chk = _Checker(rerun, image0)
     stats = {"verified_macs": 0}
     qidx = {name: i for i, name in enumerate(net.qlayers)}
     B = np.array(net.candidate_bits, dtype=np.int64)
     overflow_mismatch = []
-    t0 = time.monotonic()
+    t0, busy0 = time.monotonic(), tb.cycles_busy
     cycles_by_mode, macs_by_mode = {}, {}
     for mode in modes:
         cycles0, macs0 = tb.cycles_busy, stats["verified_macs"]
@@ -192,7 +196,7 @@ async def run_on_engine(tb: EngineHarnessTB, net, x, modes, rerun=None, log=None
             "host_elements": chk.by_kind["host"], "mismatches": mism,
             "overflow_mismatches": overflow_mismatch,
             "verified_macs": stats["verified_macs"], "sim_seconds": round(sim_s, 3),
-            "engine_cycles": int(tb.cycles_busy), "engine_cycles_by_mode": cycles_by_mode,
+            "engine_cycles": int(tb.cycles_busy - busy0), "engine_cycles_by_mode": cycles_by_mode,
             "verified_macs_by_mode": macs_by_mode, "first_mismatch": chk.first,
             "per_layer": chk.layers}
 
@@ -223,3 +227,27 @@ async def _controller(tb, net, tap_value, res, bits, qidx, B, mode, chk, stats, 
                   lambda idx: f"  controller logits = {logits[idx[0]].tolist()}", "host")
         bits[:, qidx[name]] = chosen[:, j]
     return bits
+
+
+def merge_reports(reps, modes, images: int) -> dict:
+    """One report from the reports of :func:`run_on_engine` runs over disjoint shards of
+    the work (modes, or image ranges of a mode), given in shard order: counts add up, the
+    per-layer and per-mode tables add per key, the first mismatch is the first shard's."""
+    out = {"images": int(images), "modes": [str(m) for m in modes], "layers": reps[0]["layers"]}
+    for k in ("elements_checked", "rtl_elements", "host_elements", "mismatches",
+              "verified_macs", "engine_cycles"):
+        out[k] = sum(r[k] for r in reps)
+    out["overflow_mismatches"] = [m for r in reps for m in r["overflow_mismatches"]]
+    out["sim_seconds"] = round(sum(r["sim_seconds"] for r in reps), 3)
+    for k in ("engine_cycles_by_mode", "verified_macs_by_mode"):
+        out[k] = {str(m): sum(r[k].get(str(m), 0) for r in reps) for m in modes}
+    out["first_mismatch"] = next((r["first_mismatch"] for r in reps if r["first_mismatch"]),
+                                 None)
+    layers = {}
+    for r in reps:
+        for key, rec in r["per_layer"].items():
+            acc = layers.setdefault(key, {"elements": 0, "mismatches": 0, "kind": rec["kind"]})
+            acc["elements"] += rec["elements"]
+            acc["mismatches"] += rec["mismatches"]
+    out["per_layer"] = layers
+    return out

@@ -251,3 +251,58 @@ def test_kernel_choice_is_validated(monkeypatch):
     monkeypatch.setenv("DQT_GOLDEN_KERNEL", "vnni512")
     with pytest.raises(DQTValueError, match=r"DQT_GOLDEN_KERNEL='vnni512' is not one of"):
         fast.gemm_kernel()
+
+
+# --- the u8 kernel (fbgemm u8 x s8, int16 pair sums on AVX2) ------------------------------------
+
+def _need_fbgemm():
+    if not fast.u8_available():
+        pytest.skip("torch with the fbgemm quantized engine is not installed")
+
+
+@pytest.mark.parametrize("bits,K,plan", [
+    (7, 2064, ("u8", 2064)),   # 2064 * 127 * 64 = 16,776,192 <= 2^24: one chunk
+    (7, 2065, ("u8", 2064)),   # one term more: two chunks
+    (4, 100, ("u8", 100)),
+    (8, 16, None),             # 8-bit activations: 2 * 255 * 128 > 32767 saturates vpmaddubsw
+])
+def test_u8_plan_bounds(bits, K, plan):
+    """Directed corner cases of the u8 kernel's two bounds (docs/arithmetic.md section 9)."""
+    assert fast.u8_plan(K, bits) == plan
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 7])
+@pytest.mark.parametrize("pattern", ["max", "mixed", "random"])
+@pytest.mark.parametrize("mode", ["round", "floor"])
+def test_u8_kernel_equals_reference_at_extremes(bits, pattern, mode, monkeypatch):
+    """The largest activation code against the most negative weight on every term (every
+    vpmaddubsw pair at 2 * 127 * 128 at b = 7, sums chunked at the binary32 bound), and
+    random codes, through fbgemm: equal to the int64 reference, values and overflow flags."""
+    _need_fbgemm()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "u8")
+    rng = np.random.default_rng(bits)
+    xs, ws = (7, 5000), (6, 5000)
+    if pattern == "max":
+        x, w = np.full(xs, 255), np.full(ws, -128)
+    elif pattern == "mixed":
+        x, w = rng.choice([0, 255], xs), rng.choice([-128, 127], ws)
+    else:
+        x, w = rng.integers(0, 256, xs), rng.integers(-128, 128, ws)
+    for width in (acc_width_rule(8, ws[1]) + 1, 14):
+        acc = AccumulatorSpec(width)
+        args = (x, w, rng.integers(-50, 50, ws[0]), 8, bits, mode, acc, "linear")
+        prep = layers.prepare_weights(w, 8, bits, mode, "linear")
+        assert prep.plan[0] == "u8" and prep.kernel.startswith("fbgemm-u8s8s32")
+        f = layers.qdense_acc(*args, impl="fast", prepared=prep)
+        r = layers.qdense_acc(*args, impl="reference")
+        assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(monkeypatch):
+    """At b = 8 (and for conv layers) the u8 preference falls back to the exact float plan."""
+    _need_fbgemm()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "u8")
+    assert layers.prepare_weights(np.ones((2, 8)), 8, 8, "round", "linear").plan[0] == "f32"
+    assert layers.prepare_weights(np.ones((2, 1, 3, 3)), 8, 4, "round", "conv2d").plan[0] != "u8"

@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 import pytest
+from amaranth.hdl import signed, unsigned
 
 from golden.formats import AccumulatorSpec, AddConstants, IntFormat, MulConstants, \
     acc_width_rule
@@ -242,6 +243,70 @@ def test_requantize(signed, record_property):
     got = [as_int(o) for o in outs]
     assert got == exp
     record_property("vectors", N)
+
+
+@pytest.mark.parametrize("shape", [signed(5), unsigned(5), signed(7), unsigned(2)])
+def test_rshift_round_comb_every_value_and_shift(shape, record_property):
+    """The run-time rounding shift (kept to one bit above its operand, with a mux for
+    S >= width) equals golden ``rshift_round`` on every operand value and every 6-bit S,
+    including the shifts past the operand's width."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+    from rtl._common import rshift_round_comb
+    m = Module()
+    v, S, o = Signal(shape), Signal(6), Signal(signed(16))
+    m.d.comb += o.eq(rshift_round_comb(v, S))
+    w = shape.width
+    vals = np.arange(-(1 << (w - 1)), 1 << (w - 1)) if shape.signed else np.arange(1 << w)
+    got = np.zeros((len(vals), 64), np.int64)
+
+    async def bench(ctx):
+        for i, x in enumerate(vals):
+            ctx.set(v, int(x))
+            for s in range(64):
+                ctx.set(S, s)
+                got[i, s] = ctx.get(o)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    exp = np.stack([ops.rshift_round(vals, s) for s in range(64)], axis=1)
+    assert np.array_equal(got, exp)
+    record_property("vectors", got.size)
+
+
+def test_overflow_policy_run_time_width_every_value(record_property):
+    """The engine's run-time accumulator width and policy (registers, not parameters):
+    every 7-bit exact sum at every width 2..6 under wrap and saturate equals golden
+    ``accumulate``, value and overflow flag."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.sim import Simulator
+    from golden.formats import Overflow
+    from rtl._common import overflow_policy
+    m = Module()
+    exact, width, sat = Signal(signed(7)), Signal(range(8)), Signal()
+    val, over = overflow_policy(m, exact, width, sat)
+    vals = np.arange(-64, 64)
+    cases = [(w, s) for w in range(2, 7) for s in (0, 1)]
+    got = np.zeros((len(cases), len(vals), 2), np.int64)
+
+    async def bench(ctx):
+        for c, (w, s) in enumerate(cases):
+            ctx.set(width, w)
+            ctx.set(sat, s)
+            for i, x in enumerate(vals):
+                ctx.set(exact, int(x))
+                got[c, i] = ctx.get(val), ctx.get(over)
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    for c, (w, s) in enumerate(cases):
+        ev, eo = ops.accumulate(vals, AccumulatorSpec(w, Overflow.SATURATE if s else
+                                                      Overflow.WRAP))
+        assert np.array_equal(got[c, :, 0], ev), (w, s)
+        assert np.array_equal(got[c, :, 1], eo), (w, s)
+    record_property("vectors", got.shape[0] * got.shape[1])
 
 
 # ----------------------------------------------------------------------------- operators
