@@ -25,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -246,10 +246,23 @@ def u8_available() -> bool:
         return False
 
 
+def cpu_has_vnni() -> bool:
+    """True when the CPU has AVX-512 VNNI (``vpdpbusd``: u8 x s8 straight into int32), the
+    instruction fbgemm's kernels use where present (``/proc/cpuinfo`` flag avx512_vnni)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "avx512_vnni" in line.split()
+    except OSError:
+        pass
+    return False
+
+
 def u8_plan(K: int, bits: int):
-    """("u8", chunk) when fbgemm's u8 x s8 sums are exact at width ``bits`` (b <= 7),
-    else None."""
-    if not 1 <= bits <= 7:
+    """("u8", chunk) when fbgemm's u8 x s8 sums are exact at width ``bits``: b <= 7, or
+    b = 8 on a CPU with AVX-512 VNNI (no int16 pair sums); else None."""
+    if not 1 <= bits <= (8 if cpu_has_vnni() else 7):
         return None
     m = ((1 << bits) - 1) * (1 << (bits - 1))
     return "u8", max(1, min(K, _F32_EXACT // m))

@@ -264,14 +264,23 @@ def _need_fbgemm():
     (7, 2064, ("u8", 2064)),   # 2064 * 127 * 64 = 16,776,192 <= 2^24: one chunk
     (7, 2065, ("u8", 2064)),   # one term more: two chunks
     (4, 100, ("u8", 100)),
-    (8, 16, None),             # 8-bit activations: 2 * 255 * 128 > 32767 saturates vpmaddubsw
 ])
 def test_u8_plan_bounds(bits, K, plan):
     """Directed corner cases of the u8 kernel's two bounds (docs/arithmetic.md section 9)."""
     assert fast.u8_plan(K, bits) == plan
 
 
-@pytest.mark.parametrize("bits", [2, 4, 6, 7])
+def test_u8_plan_at_8_bits_only_with_vnni(monkeypatch):
+    """8-bit activations: 2 * 255 * 128 > 32767 saturates AVX2's vpmaddubsw, so b = 8 takes
+    the u8 kernel only where vpdpbusd sums straight into int32."""
+    monkeypatch.setattr(fast, "cpu_has_vnni", lambda: False)
+    assert fast.u8_plan(16, 8) is None
+    monkeypatch.setattr(fast, "cpu_has_vnni", lambda: True)
+    assert fast.u8_plan(16, 8) == ("u8", 16)
+    assert fast.u8_plan(1032, 8) == ("u8", 514)   # 2^24 // (255 * 128) = 514 per chunk
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 7, 8])
 @pytest.mark.parametrize("pattern", ["max", "mixed", "random"])
 @pytest.mark.parametrize("mode", ["round", "floor"])
 def test_u8_kernel_equals_reference_at_extremes(bits, pattern, mode, monkeypatch):
@@ -279,6 +288,8 @@ def test_u8_kernel_equals_reference_at_extremes(bits, pattern, mode, monkeypatch
     vpmaddubsw pair at 2 * 127 * 128 at b = 7, sums chunked at the binary32 bound), and
     random codes, through fbgemm: equal to the int64 reference, values and overflow flags."""
     _need_fbgemm()
+    # 8-bit activations take the u8 kernel only on an AVX-512 VNNI CPU, the float plan else
+    u8 = bits <= 7 or fast.cpu_has_vnni()
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", "u8")
     rng = np.random.default_rng(bits)
@@ -293,7 +304,7 @@ def test_u8_kernel_equals_reference_at_extremes(bits, pattern, mode, monkeypatch
         acc = AccumulatorSpec(width)
         args = (x, w, rng.integers(-50, 50, ws[0]), 8, bits, mode, acc, "linear")
         prep = layers.prepare_weights(w, 8, bits, mode, "linear")
-        assert prep.plan[0] == "u8" and prep.kernel.startswith("fbgemm-u8s8s32")
+        assert (prep.plan[0] == "u8" and prep.kernel.startswith("fbgemm-u8s8s32")) == u8
         f = layers.qdense_acc(*args, impl="fast", prepared=prep)
         r = layers.qdense_acc(*args, impl="reference")
         assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])

@@ -36,6 +36,14 @@ def test_bad_engine_is_a_one_line_error(art, capsys, engine, words):
         assert w in err, err
 
 
+@pytest.mark.parametrize("jobs", ["0", "257"])
+def test_bad_jobs_is_a_one_line_error(art, capsys, jobs):
+    rc = main(["sim", str(art), "--jobs", jobs, "--images", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert len(err.strip().splitlines()) == 1 and f"jobs={jobs}" in err and "[1, 256]" in err
+
+
 def test_sim_on_rtl_manifest_says_not_an_artifact(tmp_path, capsys):
     (tmp_path / "manifest.json").write_text(json.dumps({"modules": [{"top": "x"}]}))
     rc = main(["sim", str(tmp_path)])
