@@ -25,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni", "i16_plan", "kernel_order", "layer_plan"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -217,8 +217,22 @@ def code_plan(K: int, bits: int):
 # behind it, it may; on this project's AVX2 machines it is a plain loop (0.6 GMAC/s per core
 # against 23 for sgemm). "auto" therefore measures both once per process (gemm_kernel).
 
-KERNELS = ("auto", "f32", "int8", "u8")
+KERNELS = ("auto", "f32", "int8", "u8", "i16")
 _KERNEL = None
+_ORDER = None
+
+
+# --- i16 kernel (golden/native/i16gemm.c, AVX2 vpmaddwd) ---------------------------------------
+# int16 x int16 products added in pairs into int32 lanes (vpmaddwd), then int32 sums. The
+# nested codes go in uncentred: x_b in [0, 2^b - 1], w_b in [-2^(b-1), 2^(b-1) - 1], both
+# int16 for b <= 15; a pair never reaches the one saturating case (-2^15)^2 + (-2^15)^2, and
+# the int32 sums are exact when K (2^b - 1) 2^(b-1) <= 2^31 - 1.
+
+def i16_plan(K: int, bits: int):
+    """("i16", K) when the native i16 kernel's int32 sums are exact, else None."""
+    if not 1 <= bits <= 15 or K * ((1 << bits) - 1) * (1 << (bits - 1)) > _I32_MAX:
+        return None
+    return "i16", K
 
 
 # --- u8 x s8 kernel (fbgemm) -------------------------------------------------------------------
@@ -313,15 +327,20 @@ def int8_exact(K: int, bits: int) -> bool:
     return 1 <= bits <= 8 and K * (1 << (2 * (bits - 1))) <= _I32_MAX
 
 
-def _probe_fastest(torch, candidates) -> str:
+def _probe_fastest(torch, candidates) -> list:
     """Time one 128x512x512 product with each candidate kernel (after a warm call, best of
-    three); the fastest one's name."""
+    three); their names, fastest first."""
     import time
     g = torch.Generator().manual_seed(0)
     a = torch.randint(-64, 64, (128, 512), dtype=torch.int8, generator=g)
     b = torch.randint(-64, 64, (512, 512), dtype=torch.int8, generator=g)
     af, bf = a.float(), b.float()
     fns = {"f32": lambda: torch.mm(af, bf)}
+    if "i16" in candidates:
+        from . import native
+        x16 = (af + 64).numpy().astype(np.int16)
+        pack16 = native.i16_pack(bf.T.numpy().astype(np.int16))
+        fns["i16"] = lambda: native.i16_gemm(x16, pack16)
     if "int8" in candidates:
         fns["int8"] = lambda: torch._int_mm(a, b)
     if "u8" in candidates:
@@ -337,32 +356,62 @@ def _probe_fastest(torch, candidates) -> str:
                 t0 = time.perf_counter()
                 fn()
                 best[name] = min(best[name], time.perf_counter() - t0)
-    return min(best, key=best.get)
+    return sorted(best, key=best.get)
 
 
-def gemm_kernel() -> str:
-    """The exact GEMM kernel the fast path prefers for linear layers: "u8" (fbgemm u8 x s8,
-    used at b <= 7), "int8" (torch._int_mm s8 x s8) or "f32" (sgemm); a width the
-    preferred kernel cannot take exactly falls back to the f32 plan.
+def kernel_order() -> list:
+    """Exact GEMM kernels for linear layers, preferred first: a layer takes the first whose
+    bound holds for its (K, b), and "f32" (always exact, chunked if need be) is last.
 
-    ``DQT_GOLDEN_KERNEL`` = auto (default: the fastest, measured once per process), f32,
-    int8 or u8."""
-    global _KERNEL
-    if _torch() is None:
-        return "f32"
-    if _KERNEL is None:
+    ``DQT_GOLDEN_KERNEL`` = auto (default: every available kernel, fastest first, measured
+    once per process), or f32, int8, u8 or i16 (that one, then f32)."""
+    global _ORDER
+    if _ORDER is None:
         from .formats import DQTValueError
         want = os.environ.get("DQT_GOLDEN_KERNEL", "auto").strip().lower()
         if want not in KERNELS:
             raise DQTValueError(f"DQT_GOLDEN_KERNEL={want!r} is not one of {list(KERNELS)}")
         torch = _torch()
-        have = {"f32": True, "int8": hasattr(torch, "_int_mm"), "u8": u8_available()}
+        from . import native
+        have = {"f32": True, "int8": torch is not None and hasattr(torch, "_int_mm"),
+                "u8": torch is not None and u8_available(), "i16": native.i16_available()}
         if want != "auto" and not have[want]:
-            raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs torch with "
-                                + ("torch._int_mm" if want == "int8" else "the fbgemm engine"))
-        _KERNEL = want if want != "auto" else \
-            _probe_fastest(torch, [k for k, ok in have.items() if ok])
-    return _KERNEL
+            need = {"int8": "torch with torch._int_mm", "u8": "torch with the fbgemm engine",
+                    "i16": "a C compiler and an AVX2 CPU"}.get(want, "")
+            raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs {need}")
+        if want != "auto":
+            _ORDER = [want] + (["f32"] if want != "f32" else [])
+        elif torch is None:
+            _ORDER = (["i16"] if have["i16"] else []) + ["f32"]
+        else:
+            ranked = _probe_fastest(torch, [k for k, ok in have.items() if ok])
+            _ORDER = ranked[:ranked.index("f32") + 1]  # f32 is exact everywhere: stop there
+    return _ORDER
+
+
+def gemm_kernel() -> str:
+    """The preferred exact GEMM kernel for linear layers (the first of :func:`kernel_order`):
+    "u8" (fbgemm u8 x s8, b <= 7), "i16" (native vpmaddwd), "int8" (torch._int_mm) or
+    "f32" (sgemm)."""
+    if _KERNEL is not None:  # set by tests to force one kernel
+        return _KERNEL
+    return kernel_order()[0]
+
+
+def layer_plan(K: int, bits: int, kind: str):
+    """The exact plan of a layer's GEMM: the first kernel of :func:`kernel_order` whose bound
+    holds (conv layers: the float plan, for oneDNN's convolution)."""
+    order = [_KERNEL, "f32"] if _KERNEL is not None else kernel_order()
+    for k in order:
+        if k == "u8" and kind == "linear" and u8_plan(K, bits):
+            return u8_plan(K, bits)
+        if k == "i16" and kind == "linear" and i16_plan(K, bits):
+            return i16_plan(K, bits)
+        if k == "int8" and int8_exact(K, bits):
+            return "i8", K
+        if k == "f32":
+            break
+    return code_plan(K, bits)
 
 
 def kernel_name(plan, K: int, onednn: bool = False) -> str:
@@ -374,6 +423,8 @@ def kernel_name(plan, K: int, onednn: bool = False) -> str:
         return "torch-int_mm-s8s8s32"
     if path == "u8":
         return "fbgemm-u8s8s32" + ("" if chunk >= K else f"-chunked{chunk}")
+    if path == "i16":
+        return "native-i16-vpmaddwd"
     if path == "f32":
         return ("torch-sgemm-f32" if _torch() is not None else "blas-sgemm-f32") + \
             ("" if chunk >= K else f"-chunked{chunk}")
@@ -388,6 +439,9 @@ def planned_gemm(xb, wb, plan):
     path, chunk = plan
     if path == "u8":
         return _u8_gemm(xb, wb)
+    if path == "i16":
+        from . import native
+        return native.i16_gemm(xb, wb)
     if path == "i8":
         torch = _torch()
         with torch.no_grad():

@@ -87,11 +87,9 @@ class PreparedWeights:
         self.n, self.bits, self.mode, self.kind = n, bits, str(mode), kind
         self.shape = tuple(w.shape)
         K = int(np.prod(w.shape[1:]))
-        kernel = _fast.gemm_kernel()
-        int8 = _fast.int8_exact(K, bits) and kernel == "int8"
-        u8 = _fast.u8_plan(K, bits) if kernel == "u8" and kind == "linear" else None
-        self.plan = u8 or (("i8", K) if int8 else _fast.code_plan(K, bits))
-        self.dtype = dt = {"i8": np.int8, "f32": np.float32, "u8": np.float32,
+        self.plan = _fast.layer_plan(K, bits, kind)
+        int8, u8, i16 = (self.plan[0] == k for k in ("i8", "u8", "i16"))
+        self.dtype = dt = {"i8": np.int8, "f32": np.float32, "u8": np.float32, "i16": np.int16,
                            "f64": np.float64, "int": np.int64}[self.plan[0]]
         wb = _fast.shift_codes(w, n, bits, mode, True, dt)
         O = wb.shape[0]
@@ -110,6 +108,9 @@ class PreparedWeights:
             self.wmat = _fast._torch().from_numpy(np.ascontiguousarray(self.wmat.T))
         elif u8:  # fbgemm's packed weights, one per K chunk
             self.wmat = _fast.u8_pack(self.wmat, self.plan[1])
+        elif i16:  # the native kernel's panels
+            from . import native
+            self.wmat = native.i16_pack(self.wmat)
 
     def check(self, w, n, bits, mode, kind):
         got = (tuple(np.shape(w)), n, bits, str(mode), kind)
@@ -135,8 +136,8 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared=No
     plan, dt = p.plan, p.dtype
     # Activations are shifted straight into the GEMM's dtype and centred by -c (the plan's
     # bound assumes it); c * sum_k w_b goes back in through the bias, in master units.
-    # fbgemm's u8 operand takes them as they are (c = 0).
-    c = 0 if plan[0] == "u8" else 1 << (bits - 1)
+    # fbgemm's u8 operand and the i16 kernel take them as they are (c = 0).
+    c = 0 if plan[0] in ("u8", "i16") else 1 << (bits - 1)
     k2 = 2 * (n - bits)
     bias_eff = np.asarray(bias, dtype=_I64) + ((c * p.wsum) << k2)
     if p.onednn:

@@ -248,6 +248,7 @@ def test_int8_kernel_falls_back_beyond_its_bound(monkeypatch):
 
 def test_kernel_choice_is_validated(monkeypatch):
     monkeypatch.setattr(fast, "_KERNEL", None)
+    monkeypatch.setattr(fast, "_ORDER", None)
     monkeypatch.setenv("DQT_GOLDEN_KERNEL", "vnni512")
     with pytest.raises(DQTValueError, match=r"DQT_GOLDEN_KERNEL='vnni512' is not one of"):
         fast.gemm_kernel()
@@ -317,3 +318,50 @@ def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(monkeypatch):
     monkeypatch.setattr(fast, "_KERNEL", "u8")
     assert layers.prepare_weights(np.ones((2, 8)), 8, 8, "round", "linear").plan[0] == "f32"
     assert layers.prepare_weights(np.ones((2, 1, 3, 3)), 8, 4, "round", "conv2d").plan[0] != "u8"
+
+
+# --- the i16 kernel (native vpmaddwd, int32 sums) ------------------------------------------------
+
+def _need_i16():
+    from golden import native
+    if not native.i16_available():
+        pytest.skip("no C compiler or no AVX2: the native i16 kernel is not built")
+
+
+@pytest.mark.parametrize("bits,K,plan", [
+    (8, 65793, ("i16", 65793)),   # 65793 * 255 * 128 = 2^31 - 128: fits int32
+    (8, 65794, None),             # one term more could leave int32
+    (15, 1, ("i16", 1)),          # 15-bit codes still fit int16
+    (16, 1, None),
+])
+def test_i16_plan_bounds(bits, K, plan):
+    """Directed corner cases of K (2^b - 1) 2^(b-1) <= 2^31 - 1 and b <= 15."""
+    assert fast.i16_plan(K, bits) == plan
+
+
+@pytest.mark.parametrize("bits", [2, 4, 6, 8])
+@pytest.mark.parametrize("pattern", ["max", "mixed", "random"])
+@pytest.mark.parametrize("shape", [(7, 5000, 6), (130, 301, 50)])
+def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypatch):
+    """The largest activation code against the most negative weight on every term, extremes
+    mixed, and random codes, through the native kernel (row tiles of 4 and panels of 24 with
+    remainders, odd K, rows split between threads): equal to the int64 reference."""
+    _need_i16()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "i16")
+    rng = np.random.default_rng(bits)
+    M, K, N = shape
+    if pattern == "max":
+        x, w = np.full((M, K), 255), np.full((N, K), -128)
+    elif pattern == "mixed":
+        x, w = rng.choice([0, 255], (M, K)), rng.choice([-128, 127], (N, K))
+    else:
+        x, w = rng.integers(0, 256, (M, K)), rng.integers(-128, 128, (N, K))
+    for width in (acc_width_rule(8, K) + 1, 14):
+        acc = AccumulatorSpec(width, "saturate")
+        args = (x, w, rng.integers(-50, 50, N), 8, bits, "floor", acc, "linear")
+        prep = layers.prepare_weights(w, 8, bits, "floor", "linear")
+        assert prep.plan[0] == "i16" and prep.kernel == "native-i16-vpmaddwd"
+        f = layers.qdense_acc(*args, impl="fast", prepared=prep)
+        r = layers.qdense_acc(*args, impl="reference")
+        assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
