@@ -119,6 +119,31 @@ def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bi
     return nested_mac(x, w, n, bits, acc, mode, bias, "right")
 
 
+def fusion_products_per_beat(n: int, bits: int) -> int:
+    """Products per beat of the fusion MAC (an n/2 x n/2 grid of 2-bit bricks) at ``bits``:
+    a b-bit code takes ceil(b/2) digits, a product a square group of g x g bricks with g the
+    next power of two, so (n/2 / g)^2 products fit (n = 8: 16 at b <= 2, 4 at b <= 4, 1
+    above)."""
+    if n not in (4, 8):
+        raise DQTValueError(f"fusion MAC n={n!r} is outside the allowed values [4, 8]")
+    check_bits(bits, n)
+    digits, g = -(-int(bits) // 2), 1
+    while g < digits:
+        g *= 2
+    return (n // 2 // g) ** 2
+
+
+def fusion_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bias=0):
+    """Precision-scalable (fusion) nested MAC: the same value as :func:`nested_mac`.
+
+    The hardware takes the K terms ``fusion_products_per_beat(n, bits)`` per beat and forms
+    each product from 2-bit digit products; the sum of digit products shifted to their
+    places is the product, so the dot product, and the result, equal the parallel MAC's.
+    """
+    fusion_products_per_beat(n, bits)
+    return nested_mac(x, w, n, bits, acc, mode, bias, "right")
+
+
 def int_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):
     """Plain fixed-precision MAC (the reference design): sum x*w + bias, no nesting."""
     IntFormat(n, False).check(_as_i64(x), "x")

@@ -141,6 +141,54 @@ def _drive_bitserial(n):
     return drive
 
 
+def _fusion_beats(wl, b, n):
+    """The workload's dot products (every lane's, one after another: one fusion MAC does
+    the work of several single-MAC lanes) as fusion-MAC beats at b: each packet's terms
+    ``fusion_products_per_beat`` at a time in lanes 0..P-1 (a packet's last beat zero-padded,
+    the lanes beyond P zero). Returns (packets, x, w, first, last, bits)."""
+    s, x, w = _codes(wl, b, n, False)
+    bb = _bits_at(wl, b, n)
+    P = ops.fusion_products_per_beat(n, bb)
+    lanes = (n // 2) ** 2
+    runs = [r for lane in _packets(s, x, w) for r in lane]
+    X, W, F, L = [], [], [], []
+    for xr, wr in runs:
+        nb = -(-len(xr) // P)
+        xb = np.zeros((nb, lanes), np.int64)
+        wb = np.zeros((nb, lanes), np.int64)
+        xb[:, :P].flat[:len(xr)] = xr
+        wb[:, :P].flat[:len(wr)] = wr
+        X.append(xb)
+        W.append(wb)
+        F.append(np.arange(nb) == 0)
+        L.append(np.arange(nb) == nb - 1)
+    cat = lambda a: np.concatenate(a) if a else np.zeros((0, lanes), np.int64)  # noqa: E731
+    return runs, cat(X), cat(W), cat(F).astype(np.int64), cat(L).astype(np.int64), bb
+
+
+def _drive_fusion(n):
+    def drive(wl, b, ports):
+        from sim.packing import pack
+        runs, x, w, first, last, bb = _fusion_beats(wl, b, n)
+        words = pack(ports["i__payload"], {"x": x, "w": w, "bits": bb, "first": first,
+                                           "last": last}, len(x))
+        shape = (len(x), 1)
+        return {"i__payload": np.array(words, dtype=object).reshape(shape),
+                "i__valid": np.ones(shape, np.int64), "o__ready": np.ones(shape, np.int64)}, \
+            int(sum(len(xr) for xr, _ in runs)), "MAC"
+    return drive
+
+
+def _expect_fusion(p):
+    acc = AccumulatorSpec(Parameters("fusion_mac", p).create().acc_width, p["overflow"])
+
+    def expect(wl, b):
+        n = p["n"]
+        runs, *_, bb = _fusion_beats(wl, b, n)
+        return [[int(ops.fusion_mac(xi, wi, n, bb, acc, p["mode"], 0)[0]) for xi, wi in runs]]
+    return expect
+
+
 def _drive_dot(n):
     def drive(wl, b, ports):
         s, x, w = _codes(wl, b, n, True)
@@ -258,6 +306,7 @@ def _expect_elementwise(family, p):
 _NOTES = {
     "int_mac": "fixed-width MAC; at b bits it is fed right-aligned b-bit codes",
     "bitserial_mac": "b cycles per MAC",
+    "fusion_mac": "2-bit bricks: 16 MACs per cycle at b <= 2, 4 at b <= 4, 1 above",
     "fp32_requant": "int32 -> fp32, x fp32 scale, -> int (RNE): the baseline DQT removes",
     "engine": "the layer engine at the geometry its testbench and the network run verify",
 }
@@ -272,6 +321,7 @@ def _design(name, op, params) -> Design:
         "int_mac": lambda: (_drive_mac(n, False, True), _expect_mac(op, p)),
         "nested_mac": lambda: (_drive_mac(n, True, False), _expect_mac(op, p)),
         "bitserial_mac": lambda: (_drive_bitserial(n), _expect_mac(op, p)),
+        "fusion_mac": lambda: (_drive_fusion(n), _expect_fusion(p)),
         "paper_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
         "factored_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
         "requantize": lambda: (_drive_requant(n), _expect_elementwise(op, p)),

@@ -1,6 +1,8 @@
 """The packet testbench of the dot-product MACs (``nested_mac``, ``bitserial_mac``,
-``int_mac``): one testbench for the three, since they share ports and packet convention
-(the integer MAC has no ``bits`` field).
+``int_mac``, ``fusion_mac``): one testbench for the four, since they share ports and packet
+convention (the integer MAC has no ``bits`` field; the fusion MAC uses the first
+``fusion_products_per_beat(n, bits)`` lanes of a beat, and the testbench fills the others
+with random codes it must ignore).
 
 Stimulus: packets of 1..4 beats, each packet at its own precision (so the precision changes
 mid-stream between consecutive dot products), operands drawn as directed corners (all
@@ -50,18 +52,25 @@ class MacTB(StreamTB):
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ stimulus
+    def per_beat(self, bits) -> int:
+        """Terms a beat at ``bits`` carries."""
+        if self.component == "fusion_mac":
+            return ops.fusion_products_per_beat(self.n, bits if bits in self.cands else self.n)
+        return self.P
+
     def packets(self, count, bits_list=None):
-        """Random packets: list of (x [K], w [K], bits, bias, class) with K = beats * pes."""
-        n, P, rng = self.n, self.P, self.rng
+        """Random packets: list of (x [K], w [K], bits, bias, class) with K = beats * the
+        terms per beat."""
+        n, rng = self.n, self.rng
         xmax, wlo, whi = (1 << n) - 1, -(1 << (n - 1)), (1 << (n - 1)) - 1
         blim = 1 << (self.W - 1)
         out = []
         nc = len(bits_list) if bits_list else 1
         for i in range(count):
             beats = int(rng.integers(1, 5))
-            K = beats * P
             # kind cycles fastest, then precision, so every (kind, precision) pair occurs
             bits = int(bits_list[(i // 5) % nc]) if bits_list else int(rng.choice(self.cands))
+            K = beats * self.per_beat(bits)
             kind = i % 5
             up = (i // (5 * nc)) % 2 == 0
             if kind == 0:                                   # directed: zero operands
@@ -98,11 +107,15 @@ class MacTB(StreamTB):
         rows = {"x": [], "w": [], "bias": [], "first": [], "last": []}
         if self.has_bits:
             rows["bits"] = []
+        n = self.n
         for x, w, bits, bias in packets:
-            nb = len(x) // self.P
-            for j in range(nb):
-                rows["x"].append(x[j * self.P:(j + 1) * self.P])
-                rows["w"].append(w[j * self.P:(j + 1) * self.P])
+            T = self.per_beat(bits)
+            nb = len(x) // T
+            for j in range(nb):  # lanes beyond T: random codes the MAC must ignore
+                rows["x"].append(np.concatenate([x[j * T:(j + 1) * T],
+                                                 self.rng.integers(0, 1 << n, self.P - T)]))
+                rows["w"].append(np.concatenate([w[j * T:(j + 1) * T], self.rng.integers(
+                    -(1 << (n - 1)), 1 << (n - 1), self.P - T)]))
                 rows["bias"].append(bias if j == 0 else 0)
                 rows["first"].append(int(j == 0))
                 rows["last"].append(int(j == nb - 1))
@@ -119,6 +132,9 @@ class MacTB(StreamTB):
                 v, o = ops.int_mac(x, w, acc, bias, self.n)
             elif self.component == "bitserial_mac":
                 v, o = ops.bitserial_mac(x, w, self.n, bits, acc, self.mode, bias)
+            elif self.component == "fusion_mac":
+                v, o = ops.fusion_mac(x, w, self.n, bits if bits in self.cands else self.n,
+                                      acc, self.mode, bias)
             else:
                 v, o = ops.nested_mac(x, w, self.n, bits, acc, self.mode, bias, self.variant)
             vals.append(int(v))
@@ -183,11 +199,12 @@ async def precision_change_every_beat_stream(dut):
     e = entry_from_env()
     tb = MacTB(dut, e, seed=99, p_valid=1.0, p_ready=1.0)
     await tb.start(idle_inputs=("clear_overflow",))
-    n, P = tb.n, tb.P
+    n = tb.n
     cands = tb.cands if tb.has_bits else [n]
     pk = []
     for i in range(4 * len(cands)):
-        x = tb.rng.integers(0, 1 << n, P)
-        w = tb.rng.integers(-(1 << (n - 1)), 1 << (n - 1), P)
-        pk.append((x, w, int(cands[i % len(cands)]), 0))
+        b = int(cands[i % len(cands)])
+        x = tb.rng.integers(0, 1 << n, tb.per_beat(b))
+        w = tb.rng.integers(-(1 << (n - 1)), 1 << (n - 1), tb.per_beat(b))
+        pk.append((x, w, b, 0))
     await tb.check(pk, f"{tb.component} per-beat precision")

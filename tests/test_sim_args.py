@@ -60,3 +60,15 @@ def test_checker_counts_rtl_and_host_elements_apart():
     assert chk.by_kind == {"rtl": 2 * 4 * 64, "host": 2 * 4 * 16}
     assert chk.elements == chk.by_kind["rtl"] + chk.by_kind["host"]
     assert chk.layers["8:pool"]["kind"] == "host"
+
+
+def test_mismatch_report_shows_ragged_operands():
+    """Packets of different lengths (the MAC testbenches' operands): the first mismatch's
+    report lists that packet's operands instead of failing to build an array of them."""
+    from sim.checker import Mismatch, compare
+    ctx = {"bits": [8, 2], "x": [np.array([1, 2]), np.array([3, 4, 5, 6])]}
+    with pytest.raises(Mismatch) as e:
+        compare("mac value", [10, 20], [10, 21], ctx, cycles=[5, 9])
+    msg = str(e.value)
+    assert "first at index [1]" in msg and "output cycle: 9" in msg
+    assert "bits: 2" in msg and "3, 4, 5, 6" in msg.replace(",", ", ").replace("  ", " ")

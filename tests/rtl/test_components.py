@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from amaranth.hdl import signed, unsigned
 
-from golden.formats import AccumulatorSpec, AddConstants, IntFormat, MulConstants, \
-    acc_width_rule
+from golden.formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, \
+    MulConstants, acc_width_rule
 from golden import ops
 from rtl.accumulate import Accumulate
 from rtl.bitserial_mac import BitserialMac
+from rtl.fusion_mac import FusionMac
 from rtl.fp32_requant import Fp32Requant
 from rtl.int_mac import IntMac
 from rtl.nested_mac import NestedMac
@@ -140,6 +141,57 @@ def test_nested_mac(variant, mode, overflow, acc_width, record_property):
     assert any(ops.nested_mac(x, w, n, bits, spec, mode, b)[1] for x, w, b, bits in packets) \
         or acc_width is None
     record_property("vectors", len(packets))
+
+
+def fusion_beats(packets, n, rng):
+    """Beats of the fusion MAC: each packet's terms P(bits) per beat in lanes 0..P-1, the
+    other lanes random (the MAC must ignore them)."""
+    lanes = (n // 2) ** 2
+    beats = []
+    for x, w, bias, bits in packets:
+        P = ops.fusion_products_per_beat(n, bits)
+        nb = x.size // P
+        for j in range(nb):
+            xs = [int(v) for v in x[j * P:(j + 1) * P]] + \
+                [int(v) for v in rng.integers(0, 1 << n, lanes - P)]
+            ws = [int(v) for v in w[j * P:(j + 1) * P]] + \
+                [int(v) for v in rng.integers(-(1 << (n - 1)), 1 << (n - 1), lanes - P)]
+            beats.append({"x": xs, "w": ws, "bits": bits, "bias": bias,
+                          "first": int(j == 0), "last": int(j == nb - 1)})
+    return beats
+
+
+@pytest.mark.parametrize("n", [8, 4])
+@pytest.mark.parametrize("mode,overflow,acc_width", MAC_CASES)
+def test_fusion_mac(n, mode, overflow, acc_width, record_property):
+    """Every precision 1..n, changing from packet to packet, both nested modes, extreme and
+    random codes, unused lanes random: golden ``fusion_mac`` on each packet's terms."""
+    dut = FusionMac(n, acc_width, max_terms=64, mode=mode, overflow=overflow)
+    rng = np.random.default_rng(17 + n)
+    bits_seq = list(range(1, n + 1)) + [2, n, 4 if n == 8 else 1, 1]
+    packets = []
+    for k, bits in enumerate(bits_seq * 3):
+        P = ops.fusion_products_per_beat(n, bits)
+        packets += _packets(rng, n, P, 1, dut.acc_width, [bits])
+        if k % 4 == 1:  # every product at its most negative value
+            x, w, bias, b = packets[-1]
+            packets[-1] = (np.full_like(x, (1 << n) - 1), np.full_like(w, -(1 << (n - 1))),
+                           bias, b)
+    outs, _ = run_stream(dut, fusion_beats(packets, n, rng), len(packets), seed=5)
+    spec = AccumulatorSpec(dut.acc_width, overflow)
+    _check_mac_outputs(outs, packets, lambda x, w, b, bits: ops.fusion_mac(
+        x, w, n, bits, spec, mode, b))
+    record_property("vectors", len(packets))
+
+
+def test_fusion_products_per_beat():
+    """Directed: 16 / 4 / 1 products per beat at n = 8 (2-bit bricks, square groups)."""
+    assert [ops.fusion_products_per_beat(8, b) for b in range(1, 9)] == [16, 16, 4, 4, 1, 1, 1, 1]
+    assert [ops.fusion_products_per_beat(4, b) for b in range(1, 5)] == [4, 4, 1, 1]
+    with pytest.raises(DQTValueError, match="fusion MAC n=6"):
+        ops.fusion_products_per_beat(6, 2)
+    with pytest.raises(DQTValueError, match="fusion_mac n=6"):
+        FusionMac(6)
 
 
 @pytest.mark.parametrize("mode,overflow,acc_width", MAC_CASES[:2])

@@ -1,0 +1,146 @@
+"""Precision-scalable nested MAC of 2-bit bricks, Bit Fusion style (golden ``fusion_mac``).
+
+See docs/rtl.md, "The fusion MAC", for the organisation and why bricks of 2 bits.
+"""
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed
+
+from golden import defaults as D
+from golden.ops import fusion_products_per_beat
+
+from ._common import RTLParamError, check_candidates, check_mode, materialize, \
+    nested_shift_comb, sum_tree
+from .nested_mac import DotMac, shift_left_by_bits
+
+__all__ = ["FusionMac"]
+
+
+def _digits(v, width):
+    """2-bit digits of a signal, least significant first (``width`` even)."""
+    return [v[2 * t:2 * t + 2] for t in range(width // 2)]
+
+
+class FusionMac(DotMac):
+    """Nested multiply-accumulate that does more products per cycle at lower precision.
+
+    An n x n grid of 2-bit x 2-bit bricks ((n/2)^2 of them; 16 for n = 8) forms, at run-time
+    precision b, ``fusion_products_per_beat(n, b)`` products per beat: every brick of the
+    grid works on one product at b > n/2 (1 per beat at n = 8), square groups of 2 x 2
+    bricks on one product each at n/4 < b <= n/2 (4 per beat), and each brick on its own
+    product at b <= 2 (16 per beat). A product of two b-bit codes uses ceil(b/2) digits of
+    each operand: the activation's digits are unsigned, the weight's are unsigned except its
+    top one, which is signed (the code sign-extended to an even width). Bricks whose digits
+    a product does not use get zeros (operand isolation: at b = 6 seven of the 16 bricks of
+    the single product hold still). Each brick's 3 x 3-bit signed product is shifted by
+    2(i + j) within its product (i, j: the digits' positions), and every shifted product of
+    the beat is summed: the beat's dot product of b-bit codes. That sum is shifted by
+    2(n - b) into master units and accumulated exactly as :class:`NestedMac` does::
+
+        acc = bias + sum over the packet of  sum_{j < P(b)} x_b[j] w_b[j] << 2(n - b)
+
+    Lanes at and beyond P(b) are ignored. Golden ``fusion_mac`` of the packet's first P(b)
+    pairs per beat gives the same value bit for bit, in both nested modes.
+
+    Parameters
+    ----------
+    n : int
+        Master width: 4 or 8 (an n/2 x n/2 grid of 2-bit bricks, a power-of-two side).
+    acc_width, max_terms, overflow :
+        As :class:`NestedMac`.
+    mode : "floor" or "round"
+        Nested conversion of both operands.
+    candidates : iterable of int or None
+        Supported precisions (default 1..n); other ``bits`` values mean full precision.
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"x": ArrayLayout(unsigned(n), (n/2)^2),
+        "w": ArrayLayout(signed(n), (n/2)^2), "bits", "bias", "first", "last"})))
+    o : Out(stream.Signature(StructLayout({"acc": signed(W), "overflow": 1})))
+    sticky_overflow : Out(1)
+    clear_overflow : In(1)
+
+    Latency: 2 cycles from the ``last`` beat to the result; one beat per cycle.
+    """
+
+    def __init__(self, n=D.N, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
+                 overflow=D.OVERFLOW, candidates=None):
+        if n not in (4, 8):
+            raise RTLParamError(f"fusion_mac n={n!r} is outside the allowed values [4, 8] "
+                                "(an n/2 x n/2 grid of 2-bit bricks)")
+        self._mode = check_mode(mode)
+        super().__init__(n, (n // 2) ** 2, acc_width, max_terms, overflow)
+        self._candidates = check_candidates(candidates, self._n)
+
+    mode = property(lambda self: self._mode.value)
+    candidates = property(lambda self: self._candidates)
+    bricks = property(lambda self: (self._n // 2) ** 2, doc="2-bit x 2-bit multipliers")
+    latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
+
+    def products_per_beat(self, bits: int) -> int:
+        """Products a beat at ``bits`` carries (lanes 0 .. P-1 are used)."""
+        b = bits if bits in self._candidates else self._n
+        return fusion_products_per_beat(self._n, b)
+
+    def elaborate(self, platform):
+        m = Module()
+        n, p = self._n, self.i.payload
+        G = n // 2                                   # grid side, in digits
+        E = self.exact_width
+        en = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(en)
+
+        # the precisions the grid distinguishes: every candidate, and full precision
+        widths = sorted(set(self._candidates) | {n})
+        # nested-shifted codes of every lane (right-aligned b-bit codes in n bits)
+        xr, wr = [], []
+        for j in range(self.bricks):
+            a, b = nested_shift_comb(m, p.x[j], n, p.bits, self._mode, False,
+                                     self._candidates, name=f"x{j}")[0], \
+                nested_shift_comb(m, p.w[j], n, p.bits, self._mode, True,
+                                  self._candidates, name=f"w{j}")[0]
+            xr.append(a)
+            wr.append(b)
+
+        # per brick (r, c) of the grid: its x digit, w digit (3-bit signed) and shift
+        xd = [[Signal(signed(3), name=f"bx{r}_{c}") for c in range(G)] for r in range(G)]
+        wd = [[Signal(signed(3), name=f"bw{r}_{c}") for c in range(G)] for r in range(G)]
+        sh = [[Signal(range(2 * (2 * G - 1) + 1), name=f"bs{r}_{c}") for c in range(G)]
+              for r in range(G)]
+        with m.Switch(p.bits):
+            for b in widths:
+                case = m.Case(b) if b != n else m.Default()
+                with case:
+                    self._route(m, b, xr, wr, xd, wd, sh)
+        prods = []
+        for r in range(G):
+            for c in range(G):
+                prod = materialize(m, xd[r][c] * wd[r][c], f"bp{r}_{c}")
+                prods.append(prod << sh[r][c])
+        beat = sum_tree(prods)
+        beat = shift_left_by_bits(m, beat, n, p.bits, self._candidates, 2, E, "beat_sh")
+        return self.accumulate_beats(m, en, beat)
+
+    def _route(self, m, b, xr, wr, xd, wd, sh):
+        """Brick inputs and shifts at precision ``b`` (elaboration-time)."""
+        n, G = self._n, self._n // 2
+        P = fusion_products_per_beat(n, b)
+        g = G // int(P ** 0.5 + 0.5)                 # digits per operand in a product group
+        act = -(-b // 2)                             # digits a b-bit code uses (<= g)
+        per_row = G // g
+        for r in range(G):
+            for c in range(G):
+                prod = (r // g) * per_row + (c // g)
+                i, j = r % g, c % g
+                if i >= act or j >= act:             # operand isolation: an unused brick
+                    m.d.comb += [xd[r][c].eq(0), wd[r][c].eq(0), sh[r][c].eq(0)]
+                    continue
+                xdig = _digits(Cat(xr[prod][:b], Const(0, 2 * act - b)), 2 * act)[i]
+                wext = wr[prod][:b].as_signed()      # the b-bit code, sign-extended below
+                wfull = Cat(wext, *([wext[-1]] * (2 * act - b)))
+                wdig = _digits(wfull, 2 * act)[j]
+                m.d.comb += [xd[r][c].eq(Cat(xdig, Const(0, 1)).as_signed()),
+                             wd[r][c].eq(wdig.as_signed() if j == act - 1
+                                         else Cat(wdig, Const(0, 1)).as_signed()),
+                             sh[r][c].eq(2 * (i + j))]
