@@ -263,14 +263,8 @@ def u8_available() -> bool:
 def cpu_has_vnni() -> bool:
     """True when the CPU has AVX-512 VNNI (``vpdpbusd``: u8 x s8 straight into int32), the
     instruction fbgemm's kernels use where present (``/proc/cpuinfo`` flag avx512_vnni)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return "avx512_vnni" in line.split()
-    except OSError:
-        pass
-    return False
+    from .native import cpu_flags
+    return "avx512_vnni" in cpu_flags()
 
 
 def u8_plan(K: int, bits: int):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["i16_available", "i16_pack", "i16_gemm", "NR"]
+__all__ = ["i16_available", "i16_pack", "i16_gemm", "cpu_flags", "NR"]
 
 SOURCE = Path(__file__).resolve().with_name("native") / "i16gemm.c"
 FLAGS = ["-O3", "-mavx2", "-shared", "-fPIC"]
@@ -33,15 +33,16 @@ _TRIED = False
 _POOL = None
 
 
-def _cpu_has_avx2() -> bool:
+def cpu_flags() -> frozenset:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    return "avx2" in line.split()
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return frozenset()
 
 
 def _build_dir() -> Path:
@@ -60,7 +61,7 @@ def _load():
         return _LIB
     _TRIED = True
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if os.environ.get("DQT_GOLDEN_NATIVE", "1") == "0" or not cc or not _cpu_has_avx2():
+    if os.environ.get("DQT_GOLDEN_NATIVE", "1") == "0" or not cc or "avx2" not in cpu_flags():
         return None
     h = hashlib.sha256(SOURCE.read_bytes())
     h.update(" ".join([cc, *FLAGS]).encode())
