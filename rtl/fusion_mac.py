@@ -9,8 +9,8 @@ from amaranth.hdl import Cat, Const, Module, Signal, signed
 from golden import defaults as D
 from golden.ops import fusion_products_per_beat
 
-from ._common import RTLParamError, check_candidates, check_mode, nested_shift_comb, \
-    sum_tree
+from ._common import RTLParamError, check_candidates, check_mode, materialize, \
+    nested_shift_comb, sum_tree
 from .nested_mac import DotMac, shift_left_by_bits
 
 __all__ = ["FusionMac"]
@@ -61,12 +61,7 @@ class FusionMac(DotMac):
     sticky_overflow : Out(1)
     clear_overflow : In(1)
 
-    Pipeline: the input register's codes go through the nested shift and the brick
-    multiplexers into the 3 x 3-bit brick products, registered with their shifts (stage
-    P); the shifted products are summed, shifted into master units and registered with the
-    bias (stage A); the packet accumulator follows (stage B).
-
-    Latency: 3 cycles from the ``last`` beat to the result; one beat per cycle.
+    Latency: 2 cycles from the ``last`` beat to the result; one beat per cycle.
     """
 
     def __init__(self, n=D.N, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
@@ -81,7 +76,7 @@ class FusionMac(DotMac):
     mode = property(lambda self: self._mode.value)
     candidates = property(lambda self: self._candidates)
     bricks = property(lambda self: (self._n // 2) ** 2, doc="2-bit x 2-bit multipliers")
-    latency = property(lambda self: 3, doc="cycles from the ``last`` beat to the result")
+    latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
 
     def products_per_beat(self, bits: int) -> int:
         """Products a beat at ``bits`` carries (lanes 0 .. P-1 are used)."""
@@ -118,23 +113,14 @@ class FusionMac(DotMac):
                 case = m.Case(b) if b != n else m.Default()
                 with case:
                     self._route(m, b, xr, wr, xd, wd, sh)
-        # stage P: the brick products, their shifts and the beat's control, registered
-        pv, pf, pl = Signal(), Signal(), Signal()
-        pbias, pbits = Signal.like(p.bias), Signal.like(p.bits)
         prods = []
-        with m.If(en):
-            m.d.sync += [pv.eq(self.i.valid), pf.eq(p.first), pl.eq(p.last), pbias.eq(p.bias),
-                         pbits.eq(p.bits)]
         for r in range(G):
             for c in range(G):
-                prod = Signal(signed(6), name=f"bp{r}_{c}")
-                psh = Signal.like(sh[r][c], name=f"bps{r}_{c}")
-                with m.If(en):
-                    m.d.sync += [prod.eq(xd[r][c] * wd[r][c]), psh.eq(sh[r][c])]
-                prods.append(prod << psh)
+                prod = materialize(m, xd[r][c] * wd[r][c], f"bp{r}_{c}")
+                prods.append(prod << sh[r][c])
         beat = sum_tree(prods)
-        beat = shift_left_by_bits(m, beat, n, pbits, self._candidates, 2, E, "beat_sh")
-        return self.accumulate_beats(m, en, beat, (pv, pf, pl, pbias))
+        beat = shift_left_by_bits(m, beat, n, p.bits, self._candidates, 2, E, "beat_sh")
+        return self.accumulate_beats(m, en, beat)
 
     def _route(self, m, b, xr, wr, xd, wd, sh):
         """Brick inputs and shifts at precision ``b`` (elaboration-time)."""

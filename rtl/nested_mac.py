@@ -61,19 +61,16 @@ class DotMac(wiring.Component):
                                                     self._max_terms))
 
 
-    def accumulate_beats(self, m, en, beat, src=None):
+    def accumulate_beats(self, m, en, beat):
         """Stages A and B behind a beat's products: A registers the beat's sum with the bias
         folded into the first beat, B accumulates exactly; the overflow policy acts on the
-        final exact sum; the sticky flag follows the results. ``src``: the beat's
-        ``(valid, first, last, bias)`` when a stage in front delays them (default: the
-        input port's). Returns ``m``."""
+        final exact sum; the sticky flag follows the results. Returns ``m``."""
         p, E = self.i.payload, self.exact_width
-        valid, first, last, bias = src or (self.i.valid, p.first, p.last, p.bias)
         a_valid, a_first, a_last = Signal(), Signal(), Signal()
         a_sum = Signal(signed(E))
         with m.If(en):
-            m.d.sync += [a_valid.eq(valid), a_first.eq(first), a_last.eq(last),
-                         a_sum.eq(beat + Mux(first, bias, 0))]
+            m.d.sync += [a_valid.eq(self.i.valid), a_first.eq(p.first), a_last.eq(p.last),
+                         a_sum.eq(beat + Mux(p.first, p.bias, 0))]
         ov, res = accumulate_stage(m, en, a_valid, a_first, a_last, a_sum, E)
         m.d.comb += self.o.valid.eq(ov)
         val, over = overflow_policy(m, res, self._acc_width, self._overflow)

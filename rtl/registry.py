@@ -145,7 +145,7 @@ CATALOG: dict[str, Operator] = {o.name: o for o in [
     _op("nested_mac", "rtl.nested_mac:NestedMac", "golden.ops.nested_mac", _BEAT,
         {**_MAC, "variant": D.ALIGNMENT}),
     _op("fusion_mac", "rtl.fusion_mac:FusionMac", "golden.ops.fusion_mac",
-        "3 cycles from the last beat of a packet, one beat per cycle (16 products per beat "
+        "2 cycles from the last beat of a packet, one beat per cycle (16 products per beat "
         "at b <= 2, 4 at b <= 4, 1 above, n = 8)",
         {k: v for k, v in _MAC.items() if k != "pes"}),
     _op("bitserial_mac", "rtl.bitserial_mac:BitserialMac", "golden.ops.bitserial_mac",
