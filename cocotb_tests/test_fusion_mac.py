@@ -15,16 +15,19 @@ MODULE = Path(__file__).stem
 
 # (n, mode, overflow, acc_width): both modes, both policies, a width narrow enough that
 # extreme packets overflow and wide enough that, with the bias on the other side, they fit
-CONFIGS = [(8, "floor", "wrap", 24), (8, "round", "saturate", 24), (4, "round", "wrap", 14)]
-CASES = [(*c, s) for c in CONFIGS for s in ("verilator", "icarus") if s == "icarus" or c[0] == 8]
+# (inputs: master codes, or the b-bit codes bit-plane storage would deliver)
+CONFIGS = [(8, "floor", "wrap", 24, "master"), (8, "round", "saturate", 24, "master"),
+           (4, "round", "wrap", 14, "master"), (8, "round", "wrap", 24, "nested")]
+CASES = [(*c, s) for c in CONFIGS for s in ("verilator", "icarus")
+         if s == "icarus" or (c[0] == 8 and c[4] == "master")]
 
 
 @pytest.mark.simulator
-@pytest.mark.parametrize("n,mode,overflow,acc_width,sim", CASES)
-def test_fusion_mac(cocotb_run, sim, n, mode, overflow, acc_width):
+@pytest.mark.parametrize("n,mode,overflow,acc_width,inputs,sim", CASES)
+def test_fusion_mac(cocotb_run, sim, n, mode, overflow, acc_width, inputs):
     s = cocotb_run(sim, "fusion_mac", {"n": n, "mode": mode, "overflow": overflow,
                                        "acc_width": acc_width, "max_terms": 64,
-                                       "candidates": list(range(1, n + 1))},
+                                       "candidates": list(range(1, n + 1)), "inputs": inputs},
                    MODULE, test_params={"seed": n, "packets": 25})
     assert len(s.passed) == 3
 

@@ -133,15 +133,29 @@ def fusion_products_per_beat(n: int, bits: int) -> int:
     return (n // 2 // g) ** 2
 
 
-def fusion_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bias=0):
+FUSION_INPUTS = ("master", "nested")
+
+
+def fusion_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bias=0,
+               inputs: str = "master"):
     """Precision-scalable (fusion) nested MAC: the same value as :func:`nested_mac`.
 
     The hardware takes the K terms ``fusion_products_per_beat(n, bits)`` per beat and forms
     each product from 2-bit digit products; the sum of digit products shifted to their
     places is the product, so the dot product, and the result, equal the parallel MAC's.
+    ``inputs="nested"``: x and w are already the right-aligned b-bit codes (as bit-plane
+    storage delivers them; ``mode`` is then unused): acc = (sum x w) << 2(n - b) + bias.
     """
     fusion_products_per_beat(n, bits)
-    return nested_mac(x, w, n, bits, acc, mode, bias, "right")
+    if inputs == "master":
+        return nested_mac(x, w, n, bits, acc, mode, bias, "right")
+    if inputs != "nested":
+        raise DQTValueError(f"inputs {inputs!r} is not one of {list(FUSION_INPUTS)}")
+    xb, wb = _as_i64(x, "x"), _as_i64(w, "w")
+    IntFormat(bits, False).check(xb, "x")
+    IntFormat(bits, True).check(wb, "w")
+    s = (xb * wb).sum(axis=-1) << _I64(2 * (n - bits))
+    return accumulate(s + _as_i64(bias, "bias"), acc)
 
 
 def int_mac(x, w, acc: AccumulatorSpec, bias=0, n: int = 8):

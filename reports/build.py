@@ -78,7 +78,7 @@ def _headline(designs, energy=None):
     network (``energy``, :func:`reports.engine_energy.engine_energy`) when there is one."""
     want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
             "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
-            "fusion_mac_n8",
+            "fusion_mac_n8", "fusion_mac_nested_n8",
             "fp32_requant_n8", "requantize_n8", "engine"]
     by = {d["name"]: d for d in designs}
     rows = []

@@ -141,13 +141,15 @@ def _drive_bitserial(n):
     return drive
 
 
-def _fusion_beats(wl, b, n):
+def _fusion_beats(wl, b, n, inputs="master", mode="floor"):
     """The workload's dot products (every lane's, one after another: one fusion MAC does
     the work of several single-MAC lanes) as fusion-MAC beats at b: each packet's terms
     ``fusion_products_per_beat`` at a time in lanes 0..P-1 (a packet's last beat zero-padded,
     the lanes beyond P zero). Returns (packets, x, w, first, last, bits)."""
     s, x, w = _codes(wl, b, n, False)
     bb = _bits_at(wl, b, n)
+    if inputs == "nested":  # the b-bit codes, as bit-plane storage delivers them
+        x, w = ops.nested_shift(x, n, bb, mode), ops.nested_shift(w, n, bb, mode, signed=True)
     P = ops.fusion_products_per_beat(n, bb)
     lanes = (n // 2) ** 2
     runs = [r for lane in _packets(s, x, w) for r in lane]
@@ -166,10 +168,10 @@ def _fusion_beats(wl, b, n):
     return runs, cat(X), cat(W), cat(F).astype(np.int64), cat(L).astype(np.int64), bb
 
 
-def _drive_fusion(n):
+def _drive_fusion(n, p):
     def drive(wl, b, ports):
         from sim.packing import pack
-        runs, x, w, first, last, bb = _fusion_beats(wl, b, n)
+        runs, x, w, first, last, bb = _fusion_beats(wl, b, n, p["inputs"], p["mode"])
         words = pack(ports["i__payload"], {"x": x, "w": w, "bits": bb, "first": first,
                                            "last": last}, len(x))
         shape = (len(x), 1)
@@ -184,8 +186,9 @@ def _expect_fusion(p):
 
     def expect(wl, b):
         n = p["n"]
-        runs, *_, bb = _fusion_beats(wl, b, n)
-        return [[int(ops.fusion_mac(xi, wi, n, bb, acc, p["mode"], 0)[0]) for xi, wi in runs]]
+        runs, *_, bb = _fusion_beats(wl, b, n, p["inputs"], p["mode"])
+        return [[int(ops.fusion_mac(xi, wi, n, bb, acc, p["mode"], 0, p["inputs"])[0])
+                 for xi, wi in runs]]
     return expect
 
 
@@ -321,7 +324,7 @@ def _design(name, op, params) -> Design:
         "int_mac": lambda: (_drive_mac(n, False, True), _expect_mac(op, p)),
         "nested_mac": lambda: (_drive_mac(n, True, False), _expect_mac(op, p)),
         "bitserial_mac": lambda: (_drive_bitserial(n), _expect_mac(op, p)),
-        "fusion_mac": lambda: (_drive_fusion(n), _expect_fusion(p)),
+        "fusion_mac": lambda: (_drive_fusion(n, p), _expect_fusion(p)),
         "paper_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
         "factored_dot": lambda: (_drive_dot(n), _expect_dot(op, p)),
         "requantize": lambda: (_drive_requant(n), _expect_elementwise(op, p)),

@@ -7,10 +7,10 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Signal, signed
 
 from golden import defaults as D
-from golden.ops import fusion_products_per_beat
+from golden.ops import FUSION_INPUTS, fusion_products_per_beat
 
-from ._common import RTLParamError, check_candidates, check_mode, materialize, \
-    nested_shift_comb, sum_tree
+from ._common import RTLParamError, check_candidates, check_choice, check_mode, \
+    materialize, nested_shift_comb, sum_tree
 from .nested_mac import DotMac, shift_left_by_bits
 
 __all__ = ["FusionMac"]
@@ -52,6 +52,11 @@ class FusionMac(DotMac):
         Nested conversion of both operands.
     candidates : iterable of int or None
         Supported precisions (default 1..n); other ``bits`` values mean full precision.
+    inputs : "master" or "nested"
+        "master": the lanes carry n-bit master codes and the MAC nested-shifts them (32
+        shifters at n = 8); "nested": they carry the right-aligned b-bit codes, as bit-plane
+        weight and activation storage would deliver them (x in [0, 2^b - 1], w in
+        [-2^(b-1), 2^(b-1) - 1]; other values are outside the contract).
 
     Members
     -------
@@ -65,15 +70,17 @@ class FusionMac(DotMac):
     """
 
     def __init__(self, n=D.N, acc_width=None, max_terms=D.ACC_TERMS, mode=D.MODE,
-                 overflow=D.OVERFLOW, candidates=None):
+                 overflow=D.OVERFLOW, candidates=None, inputs="master"):
         if n not in (4, 8):
             raise RTLParamError(f"fusion_mac n={n!r} is outside the allowed values [4, 8] "
                                 "(an n/2 x n/2 grid of 2-bit bricks)")
         self._mode = check_mode(mode)
+        self._inputs = check_choice("inputs", inputs, FUSION_INPUTS)
         super().__init__(n, (n // 2) ** 2, acc_width, max_terms, overflow)
         self._candidates = check_candidates(candidates, self._n)
 
     mode = property(lambda self: self._mode.value)
+    inputs = property(lambda self: self._inputs)
     candidates = property(lambda self: self._candidates)
     bricks = property(lambda self: (self._n // 2) ** 2, doc="2-bit x 2-bit multipliers")
     latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
@@ -95,7 +102,9 @@ class FusionMac(DotMac):
         widths = sorted(set(self._candidates) | {n})
         # nested-shifted codes of every lane (right-aligned b-bit codes in n bits)
         xr, wr = [], []
-        for j in range(self.bricks):
+        if self._inputs == "nested":  # the lanes carry the b-bit codes already
+            xr, wr = list(p.x), list(p.w)
+        for j in range(self.bricks if self._inputs == "master" else 0):
             a, b = nested_shift_comb(m, p.x[j], n, p.bits, self._mode, False,
                                      self._candidates, name=f"x{j}")[0], \
                 nested_shift_comb(m, p.w[j], n, p.bits, self._mode, True,

@@ -147,7 +147,7 @@ CATALOG: dict[str, Operator] = {o.name: o for o in [
     _op("fusion_mac", "rtl.fusion_mac:FusionMac", "golden.ops.fusion_mac",
         "2 cycles from the last beat of a packet, one beat per cycle (16 products per beat "
         "at b <= 2, 4 at b <= 4, 1 above, n = 8)",
-        {k: v for k, v in _MAC.items() if k != "pes"}),
+        {**{k: v for k, v in _MAC.items() if k != "pes"}, "inputs": "master"}),
     _op("bitserial_mac", "rtl.bitserial_mac:BitserialMac", "golden.ops.bitserial_mac",
         "a beat at precision b takes b cycles; result 1 cycle after the last bit cycle", _MAC),
     _op("int_mac", "rtl.int_mac:IntMac", "golden.ops.int_mac", _BEAT,
@@ -274,8 +274,10 @@ def _cost_points() -> dict[str, tuple[str, dict]]:
                 pts[f"nested_mac_{mode}_{var}_n{n}"] = (
                     "nested_mac", {**mac, "mode": mode, "variant": var, "candidates": cands})
         pts[f"bitserial_mac_n{n}"] = ("bitserial_mac", {**mac, "candidates": cands})
-    pts["fusion_mac_n8"] = ("fusion_mac", {"n": D.N, "max_terms": D.COST_TERMS,
-                                           "candidates": list(D.candidates_for(D.N))})
+    for inputs, tag in (("master", ""), ("nested", "_nested")):
+        pts[f"fusion_mac{tag}_n8"] = ("fusion_mac", {
+            "n": D.N, "max_terms": D.COST_TERMS, "candidates": list(D.candidates_for(D.N)),
+            "inputs": inputs})
     dot = {"c": _json(paper_constants(D.N)), "pes": 1, "max_terms": D.COST_TERMS}
     pts["paper_dot_n8"] = ("paper_dot", dict(dot))
     pts["factored_dot_n8"] = ("factored_dot", dict(dot))

@@ -45,6 +45,7 @@ class MacTB(StreamTB):
         self.overflow = d["overflow"]
         self.mode = d.get("mode", "floor")
         self.variant = entry["params"].get("variant", "right")
+        self.inputs = entry["params"].get("inputs", "master")  # fusion_mac: b-bit codes in
         self.cands = d.get("candidates", [self.n])
         self.has_bits = self.component != "int_mac"
         self.pin = entry["ports_by_name"]["i__payload"]
@@ -107,10 +108,15 @@ class MacTB(StreamTB):
         rows = {"x": [], "w": [], "bias": [], "first": [], "last": []}
         if self.has_bits:
             rows["bits"] = []
-        n = self.n
         for x, w, bits, bias in packets:
             T = self.per_beat(bits)
             nb = len(x) // T
+            n = self.n
+            if self.inputs == "nested":  # the b-bit codes go in (golden nested_shift)
+                b = bits if bits in self.cands else self.n
+                x = ops.nested_shift(x, self.n, b, self.mode)
+                w = ops.nested_shift(w, self.n, b, self.mode, signed=True)
+                n = b
             for j in range(nb):  # lanes beyond T: random codes the MAC must ignore
                 rows["x"].append(np.concatenate([x[j * T:(j + 1) * T],
                                                  self.rng.integers(0, 1 << n, self.P - T)]))

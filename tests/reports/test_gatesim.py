@@ -67,7 +67,8 @@ def _outputs(r, port_entry):
 #: checked against the golden model; the whole sweep shares these drivers.
 FAMILY_DESIGNS = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_round_msb_n8",
                   "bitserial_mac_n8", "paper_dot_n8", "factored_dot_n8", "requantize_n8",
-                  "fp32_requant_n8", "nested_shift_round_n8", "fusion_mac_n8"]
+                  "fp32_requant_n8", "nested_shift_round_n8", "fusion_mac_n8",
+                  "fusion_mac_nested_n8"]
 
 
 @need("yosys")

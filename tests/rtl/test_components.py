@@ -143,30 +143,38 @@ def test_nested_mac(variant, mode, overflow, acc_width, record_property):
     record_property("vectors", len(packets))
 
 
-def fusion_beats(packets, n, rng):
+def fusion_beats(packets, n, rng, mode="floor", inputs="master"):
     """Beats of the fusion MAC: each packet's terms P(bits) per beat in lanes 0..P-1, the
-    other lanes random (the MAC must ignore them)."""
+    other lanes random (the MAC must ignore them); ``inputs="nested"``: the terms as their
+    b-bit codes (golden ``nested_shift``), the other lanes random b-bit codes."""
     lanes = (n // 2) ** 2
     beats = []
     for x, w, bias, bits in packets:
         P = ops.fusion_products_per_beat(n, bits)
         nb = x.size // P
+        wid = bits if inputs == "nested" else n
+        if inputs == "nested":
+            x = ops.nested_shift(x, n, bits, mode)
+            w = ops.nested_shift(w, n, bits, mode, signed=True)
         for j in range(nb):
             xs = [int(v) for v in x[j * P:(j + 1) * P]] + \
-                [int(v) for v in rng.integers(0, 1 << n, lanes - P)]
+                [int(v) for v in rng.integers(0, 1 << wid, lanes - P)]
             ws = [int(v) for v in w[j * P:(j + 1) * P]] + \
-                [int(v) for v in rng.integers(-(1 << (n - 1)), 1 << (n - 1), lanes - P)]
+                [int(v) for v in rng.integers(-(1 << (wid - 1)), 1 << (wid - 1), lanes - P)]
             beats.append({"x": xs, "w": ws, "bits": bits, "bias": bias,
                           "first": int(j == 0), "last": int(j == nb - 1)})
     return beats
 
 
+@pytest.mark.parametrize("inputs", ["master", "nested"])
 @pytest.mark.parametrize("n", [8, 4])
 @pytest.mark.parametrize("mode,overflow,acc_width", MAC_CASES)
-def test_fusion_mac(n, mode, overflow, acc_width, record_property):
+def test_fusion_mac(n, mode, overflow, acc_width, inputs, record_property):
     """Every precision 1..n, changing from packet to packet, both nested modes, extreme and
-    random codes, unused lanes random: golden ``fusion_mac`` on each packet's terms."""
-    dut = FusionMac(n, acc_width, max_terms=64, mode=mode, overflow=overflow)
+    random codes, unused lanes random: golden ``fusion_mac`` on each packet's terms (with
+    b-bit inputs, the master codes' nested shift goes in, and golden ``fusion_mac`` on those
+    codes gives the same value)."""
+    dut = FusionMac(n, acc_width, max_terms=64, mode=mode, overflow=overflow, inputs=inputs)
     rng = np.random.default_rng(17 + n)
     bits_seq = list(range(1, n + 1)) + [2, n, 4 if n == 8 else 1, 1]
     packets = []
@@ -177,10 +185,15 @@ def test_fusion_mac(n, mode, overflow, acc_width, record_property):
             x, w, bias, b = packets[-1]
             packets[-1] = (np.full_like(x, (1 << n) - 1), np.full_like(w, -(1 << (n - 1))),
                            bias, b)
-    outs, _ = run_stream(dut, fusion_beats(packets, n, rng), len(packets), seed=5)
+    outs, _ = run_stream(dut, fusion_beats(packets, n, rng, mode, inputs), len(packets),
+                         seed=5)
     spec = AccumulatorSpec(dut.acc_width, overflow)
     _check_mac_outputs(outs, packets, lambda x, w, b, bits: ops.fusion_mac(
         x, w, n, bits, spec, mode, b))
+    for x, w, b, bits in packets[:8]:  # the two golden forms agree
+        xb, wb = ops.nested_shift(x, n, bits, mode), ops.nested_shift(w, n, bits, mode, True)
+        assert ops.fusion_mac(xb, wb, n, bits, spec, "round", b, "nested") == \
+            ops.fusion_mac(x, w, n, bits, spec, mode, b)
     record_property("vectors", len(packets))
 
 
