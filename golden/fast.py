@@ -152,39 +152,24 @@ def shift_codes(q, n: int, bits: int, mode: str, signed: bool, dtype=np.int64, o
 
 
 @numba.njit(cache=True)
-def _finish(s, k2, bias, lo, hi, sat, acc, over):
-    # Branch-free so that it vectorizes: for an in-range v both the clamp and the wrap
-    # ((v - lo) mod 2^W) + lo give v back.
+def _finish(s, k2, bias, lo, hi, sat, via_i32, acc, over):
+    # Branch-free inner loops so that they vectorize: for an in-range v both the clamp and
+    # the wrap ((v - lo) mod 2^W) + lo give v back. ``via_i32``: s is a binary32 GEMM result,
+    # an exact integer of magnitude <= 2^24, converted through int32 (float -> int32 is one
+    # vector instruction on AVX2, float -> int64 is not).
     N, O = s.shape
     mod_mask = np.int64(hi) - np.int64(lo)  # 2^W - 1
     for i in range(N):
         if sat:
             for o in range(O):
-                v = (np.int64(s[i, o]) << k2) + bias[o]
+                v = ((np.int64(np.int32(s[i, o])) if via_i32 else np.int64(s[i, o])) << k2) \
+                    + bias[o]
                 over[i, o] = (v < lo) | (v > hi)
                 acc[i, o] = min(max(v, lo), hi)
         else:
             for o in range(O):
-                v = (np.int64(s[i, o]) << k2) + bias[o]
-                over[i, o] = (v < lo) | (v > hi)
-                acc[i, o] = ((v - lo) & mod_mask) + lo
-
-
-@numba.njit(cache=True)
-def _finish_f32(s, k2, bias, lo, hi, sat, acc, over):
-    # A binary32 GEMM result is an exact integer of magnitude <= 2^24: float -> int32 is one
-    # vector instruction on AVX2 (float -> int64 is not), then widened.
-    N, O = s.shape
-    mod_mask = np.int64(hi) - np.int64(lo)
-    for i in range(N):
-        if sat:
-            for o in range(O):
-                v = (np.int64(np.int32(s[i, o])) << k2) + bias[o]
-                over[i, o] = (v < lo) | (v > hi)
-                acc[i, o] = min(max(v, lo), hi)
-        else:
-            for o in range(O):
-                v = (np.int64(np.int32(s[i, o])) << k2) + bias[o]
+                v = ((np.int64(np.int32(s[i, o])) if via_i32 else np.int64(s[i, o])) << k2) \
+                    + bias[o]
                 over[i, o] = (v < lo) | (v > hi)
                 acc[i, o] = ((v - lo) & mod_mask) + lo
 
@@ -196,9 +181,9 @@ def finish_acc(s, k2: int, bias, acc_spec):
     N, O = s.shape
     acc = np.empty((N, O), dtype=np.int64)
     over = np.empty((N, O), dtype=np.bool_)
-    kernel = _finish_f32 if s.dtype == np.float32 else _finish
-    kernel(np.ascontiguousarray(s), k2, np.ascontiguousarray(bias, dtype=np.int64), acc_spec.lo,
-           acc_spec.hi, acc_spec.overflow is Overflow.SATURATE, acc, over)
+    _finish(np.ascontiguousarray(s), k2, np.ascontiguousarray(bias, dtype=np.int64),
+            acc_spec.lo, acc_spec.hi, acc_spec.overflow is Overflow.SATURATE,
+            s.dtype == np.float32, acc, over)
     return acc, over
 
 
@@ -397,14 +382,13 @@ def layer_plan(K: int, bits: int, kind: str):
     holds (conv layers: the float plan, for oneDNN's convolution)."""
     order = [_KERNEL, "f32"] if _KERNEL is not None else kernel_order()
     for k in order:
-        if k == "u8" and kind == "linear" and u8_plan(K, bits):
-            return u8_plan(K, bits)
-        if k == "i16" and kind == "linear" and i16_plan(K, bits):
-            return i16_plan(K, bits)
-        if k == "int8" and int8_exact(K, bits):
-            return "i8", K
         if k == "f32":
             break
+        plan = {"u8": lambda: kind == "linear" and u8_plan(K, bits),
+                "i16": lambda: kind == "linear" and i16_plan(K, bits),
+                "int8": lambda: int8_exact(K, bits) and ("i8", K)}[k]()
+        if plan:
+            return plan
     return code_plan(K, bits)
 
 

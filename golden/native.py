@@ -12,6 +12,7 @@ call releases the GIL).
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shutil
@@ -30,9 +31,10 @@ NR = 16  # columns per packed panel (i16gemm.c)
 
 _LIB = None
 _TRIED = False
-_POOL = None
+_POOL = None  # (executor, its worker count)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset:
     """The CPU's feature flags (``/proc/cpuinfo``; empty where there is none)."""
     try:
@@ -131,11 +133,11 @@ def i16_gemm(x, pack) -> np.ndarray:
     if th == 1:
         lib.dqt_i16_gemm(*args, 0, M, *tail)
         return c
-    if _POOL is None or _POOL._max_workers < th:
-        _POOL = ThreadPoolExecutor(th, thread_name_prefix="dqt-i16")
+    if _POOL is None or _POOL[1] < th:
+        _POOL = (ThreadPoolExecutor(th, thread_name_prefix="dqt-i16"), th)
     cuts = [min(M, (M * i // th + 3) // 4 * 4) for i in range(th + 1)]
     cuts[-1] = M
-    futs = [_POOL.submit(lib.dqt_i16_gemm, *args, cuts[i], cuts[i + 1], *tail)
+    futs = [_POOL[0].submit(lib.dqt_i16_gemm, *args, cuts[i], cuts[i + 1], *tail)
             for i in range(th) if cuts[i] < cuts[i + 1]]
     for f in futs:
         f.result()

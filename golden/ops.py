@@ -119,18 +119,40 @@ def bitserial_mac(x, w, n: int, bits: int, acc: AccumulatorSpec, mode=D.MODE, bi
     return nested_mac(x, w, n, bits, acc, mode, bias, "right")
 
 
-def fusion_products_per_beat(n: int, bits: int) -> int:
-    """Products per beat of the fusion MAC (an n/2 x n/2 grid of 2-bit bricks) at ``bits``:
-    a b-bit code takes ceil(b/2) digits, a product a square group of g x g bricks with g the
-    next power of two, so (n/2 / g)^2 products fit (n = 8: 16 at b <= 2, 4 at b <= 4, 1
-    above)."""
+def fusion_group(n: int, bits: int) -> int:
+    """Side g of the square group of 2-bit bricks one product takes in the fusion MAC's
+    n/2 x n/2 grid at ``bits``: a b-bit code is ceil(b/2) digits, g the next power of two."""
     if n not in (4, 8):
         raise DQTValueError(f"fusion MAC n={n!r} is outside the allowed values [4, 8]")
     check_bits(bits, n)
     digits, g = -(-int(bits) // 2), 1
     while g < digits:
         g *= 2
-    return (n // 2 // g) ** 2
+    return g
+
+
+def fusion_products_per_beat(n: int, bits: int) -> int:
+    """Products per beat of the fusion MAC at ``bits``: (n/2 / g)^2 groups fit the grid
+    (n = 8: 16 at b <= 2, 4 at b <= 4, 1 above)."""
+    return (n // 2 // fusion_group(n, bits)) ** 2
+
+
+def fusion_beats(x, w, n: int, bits: int, fill=None, width: int | None = None):
+    """A packet's K terms as fusion-MAC beats: ``(x, w)`` int64 arrays [ceil(K / P),
+    (n/2)^2] with P = ``fusion_products_per_beat(n, bits)`` terms per beat in lanes 0..P-1
+    (the last beat zero-padded). The lanes beyond P are zero, or, with ``fill`` (a numpy
+    Generator), random codes of ``width`` bits (default n) that the MAC must ignore."""
+    x, w = _as_i64(x, "x").reshape(-1), _as_i64(w, "w").reshape(-1)
+    P, lanes = fusion_products_per_beat(n, bits), (n // 2) ** 2
+    nb = -(-x.size // P)
+    xs, ws = np.zeros((nb, lanes), _I64), np.zeros((nb, lanes), _I64)
+    xs[:, :P].flat[:x.size] = x
+    ws[:, :P].flat[:w.size] = w
+    if fill is not None and P < lanes:
+        wd = width or n
+        xs[:, P:] = fill.integers(0, 1 << wd, (nb, lanes - P))
+        ws[:, P:] = fill.integers(-(1 << (wd - 1)), 1 << (wd - 1), (nb, lanes - P))
+    return xs, ws
 
 
 FUSION_INPUTS = ("master", "nested")

@@ -144,26 +144,21 @@ def _drive_bitserial(n):
 def _fusion_beats(wl, b, n, inputs="master", mode="floor"):
     """The workload's dot products (every lane's, one after another: one fusion MAC does
     the work of several single-MAC lanes) as fusion-MAC beats at b: each packet's terms
-    ``fusion_products_per_beat`` at a time in lanes 0..P-1 (a packet's last beat zero-padded,
-    the lanes beyond P zero). Returns (packets, x, w, first, last, bits)."""
+    ``fusion_products_per_beat`` at a time (golden ``fusion_beats``: a packet's last beat
+    zero-padded, the lanes beyond P zero). Returns (packets, x, w, first, last, bits)."""
     s, x, w = _codes(wl, b, n, False)
     bb = _bits_at(wl, b, n)
     if inputs == "nested":  # the b-bit codes, as bit-plane storage delivers them
         x, w = ops.nested_shift(x, n, bb, mode), ops.nested_shift(w, n, bb, mode, signed=True)
-    P = ops.fusion_products_per_beat(n, bb)
     lanes = (n // 2) ** 2
     runs = [r for lane in _packets(s, x, w) for r in lane]
     X, W, F, L = [], [], [], []
     for xr, wr in runs:
-        nb = -(-len(xr) // P)
-        xb = np.zeros((nb, lanes), np.int64)
-        wb = np.zeros((nb, lanes), np.int64)
-        xb[:, :P].flat[:len(xr)] = xr
-        wb[:, :P].flat[:len(wr)] = wr
+        xb, wb = ops.fusion_beats(xr, wr, n, bb)
         X.append(xb)
         W.append(wb)
-        F.append(np.arange(nb) == 0)
-        L.append(np.arange(nb) == nb - 1)
+        F.append(np.arange(len(xb)) == 0)
+        L.append(np.arange(len(xb)) == len(xb) - 1)
     cat = lambda a: np.concatenate(a) if a else np.zeros((0, lanes), np.int64)  # noqa: E731
     return runs, cat(X), cat(W), cat(F).astype(np.int64), cat(L).astype(np.int64), bb
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Const, Module, Signal, signed
 
 from golden import defaults as D
-from golden.ops import FUSION_INPUTS, fusion_products_per_beat
+from golden.ops import FUSION_INPUTS, fusion_group
 
 from ._common import RTLParamError, check_candidates, check_choice, check_mode, \
     materialize, nested_shift_comb, sum_tree
@@ -24,8 +24,8 @@ def _digits(v, width):
 class FusionMac(DotMac):
     """Nested multiply-accumulate that does more products per cycle at lower precision.
 
-    An n x n grid of 2-bit x 2-bit bricks ((n/2)^2 of them; 16 for n = 8) forms, at run-time
-    precision b, ``fusion_products_per_beat(n, b)`` products per beat: every brick of the
+    An n/2 x n/2 grid of 2-bit x 2-bit bricks (16 at n = 8, as many as input lanes) forms, at
+    run-time precision b, ``fusion_products_per_beat(n, b)`` products per beat: every brick of the
     grid works on one product at b > n/2 (1 per beat at n = 8), square groups of 2 x 2
     bricks on one product each at n/4 < b <= n/2 (4 per beat), and each brick on its own
     product at b <= 2 (16 per beat). A product of two b-bit codes uses ceil(b/2) digits of
@@ -82,13 +82,7 @@ class FusionMac(DotMac):
     mode = property(lambda self: self._mode.value)
     inputs = property(lambda self: self._inputs)
     candidates = property(lambda self: self._candidates)
-    bricks = property(lambda self: (self._n // 2) ** 2, doc="2-bit x 2-bit multipliers")
     latency = property(lambda self: 2, doc="cycles from the ``last`` beat to the result")
-
-    def products_per_beat(self, bits: int) -> int:
-        """Products a beat at ``bits`` carries (lanes 0 .. P-1 are used)."""
-        b = bits if bits in self._candidates else self._n
-        return fusion_products_per_beat(self._n, b)
 
     def elaborate(self, platform):
         m = Module()
@@ -100,17 +94,15 @@ class FusionMac(DotMac):
 
         # the precisions the grid distinguishes: every candidate, and full precision
         widths = sorted(set(self._candidates) | {n})
-        # nested-shifted codes of every lane (right-aligned b-bit codes in n bits)
-        xr, wr = [], []
-        if self._inputs == "nested":  # the lanes carry the b-bit codes already
+        # right-aligned b-bit codes of every lane: as they come ("nested" inputs), or the
+        # master codes' nested shift
+        if self._inputs == "nested":
             xr, wr = list(p.x), list(p.w)
-        for j in range(self.bricks if self._inputs == "master" else 0):
-            a, b = nested_shift_comb(m, p.x[j], n, p.bits, self._mode, False,
-                                     self._candidates, name=f"x{j}")[0], \
-                nested_shift_comb(m, p.w[j], n, p.bits, self._mode, True,
-                                  self._candidates, name=f"w{j}")[0]
-            xr.append(a)
-            wr.append(b)
+        else:
+            xr = [nested_shift_comb(m, p.x[j], n, p.bits, self._mode, False, self._candidates,
+                                    name=f"x{j}")[0] for j in range(self._pes)]
+            wr = [nested_shift_comb(m, p.w[j], n, p.bits, self._mode, True, self._candidates,
+                                    name=f"w{j}")[0] for j in range(self._pes)]
 
         # per brick (r, c) of the grid: its x digit, w digit (3-bit signed) and shift
         xd = [[Signal(signed(3), name=f"bx{r}_{c}") for c in range(G)] for r in range(G)]
@@ -134,8 +126,7 @@ class FusionMac(DotMac):
     def _route(self, m, b, xr, wr, xd, wd, sh):
         """Brick inputs and shifts at precision ``b`` (elaboration-time)."""
         n, G = self._n, self._n // 2
-        P = fusion_products_per_beat(n, b)
-        g = G // int(P ** 0.5 + 0.5)                 # digits per operand in a product group
+        g = fusion_group(n, b)                       # digits per operand in a product group
         act = -(-b // 2)                             # digits a b-bit code uses (<= g)
         per_row = G // g
         for r in range(G):

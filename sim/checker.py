@@ -46,10 +46,9 @@ def compare(what: str, got, exp, context: dict | None = None, cycles=None,
     if cycles is not None and t < len(cycles):
         lines.append(f"  output cycle: {int(cycles[t])}")
     for k, v in (context or {}).items():
-        if not isinstance(v, (list, tuple)):  # per-transaction lists may be ragged (operands)
-            v = np.asarray(v)
-        per = (len(v) > t) if isinstance(v, (list, tuple)) else (v.ndim and len(v) > t)
-        lines.append(f"  {k}: {_fmt(np.asarray(v[t]) if per else v)}")
+        # per-transaction values (lists may be ragged: packets of different lengths)
+        per = (isinstance(v, (list, tuple)) or np.ndim(v) > 0) and len(v) > t
+        lines.append(f"  {k}: {_fmt(np.asarray(v[t] if per else v))}")
     rerun = rerun or os.environ.get("DQT_RERUN")
     if rerun:
         lines.append(f"  rerun with waves: {rerun}")

@@ -196,7 +196,7 @@ def activities(counts: dict, cycles: int, watched: dict) -> tuple[dict, dict, di
     load pins in the STA netlist of each ``RD_DATA`` bit's net (the net is undriven there).
     Raises DQTValueError when a watched net has no count (coverage and netlist disagree).
     """
-    w = watched
+    w = watched  # {"inputs": ..., "regs": ..., "pins": ...} of gate_engine
     per = max(1, cycles - 1)
     missing = []
 

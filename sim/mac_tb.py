@@ -53,10 +53,14 @@ class MacTB(StreamTB):
         self.rng = np.random.default_rng(seed)
 
     # ------------------------------------------------------------------ stimulus
+    def width(self, bits) -> int:
+        """The precision a beat at ``bits`` runs at (outside the candidates: full)."""
+        return bits if bits in self.cands else self.n
+
     def per_beat(self, bits) -> int:
         """Terms a beat at ``bits`` carries."""
         if self.component == "fusion_mac":
-            return ops.fusion_products_per_beat(self.n, bits if bits in self.cands else self.n)
+            return ops.fusion_products_per_beat(self.n, self.width(bits))
         return self.P
 
     def packets(self, count, bits_list=None):
@@ -109,19 +113,19 @@ class MacTB(StreamTB):
         if self.has_bits:
             rows["bits"] = []
         for x, w, bits, bias in packets:
-            T = self.per_beat(bits)
-            nb = len(x) // T
-            n = self.n
-            if self.inputs == "nested":  # the b-bit codes go in (golden nested_shift)
-                b = bits if bits in self.cands else self.n
-                x = ops.nested_shift(x, self.n, b, self.mode)
-                w = ops.nested_shift(w, self.n, b, self.mode, signed=True)
-                n = b
-            for j in range(nb):  # lanes beyond T: random codes the MAC must ignore
-                rows["x"].append(np.concatenate([x[j * T:(j + 1) * T],
-                                                 self.rng.integers(0, 1 << n, self.P - T)]))
-                rows["w"].append(np.concatenate([w[j * T:(j + 1) * T], self.rng.integers(
-                    -(1 << (n - 1)), 1 << (n - 1), self.P - T)]))
+            if self.component == "fusion_mac":  # lanes beyond P(b): random, to be ignored
+                b = self.width(bits)
+                if self.inputs == "nested":  # the b-bit codes go in (golden nested_shift)
+                    x = ops.nested_shift(x, self.n, b, self.mode)
+                    w = ops.nested_shift(w, self.n, b, self.mode, signed=True)
+                xs, ws = ops.fusion_beats(x, w, self.n, b, fill=self.rng,
+                                          width=b if self.inputs == "nested" else self.n)
+            else:
+                xs, ws = x.reshape(-1, self.P), w.reshape(-1, self.P)
+            nb = len(xs)
+            for j in range(nb):
+                rows["x"].append(xs[j])
+                rows["w"].append(ws[j])
                 rows["bias"].append(bias if j == 0 else 0)
                 rows["first"].append(int(j == 0))
                 rows["last"].append(int(j == nb - 1))
@@ -139,8 +143,7 @@ class MacTB(StreamTB):
             elif self.component == "bitserial_mac":
                 v, o = ops.bitserial_mac(x, w, self.n, bits, acc, self.mode, bias)
             elif self.component == "fusion_mac":
-                v, o = ops.fusion_mac(x, w, self.n, bits if bits in self.cands else self.n,
-                                      acc, self.mode, bias)
+                v, o = ops.fusion_mac(x, w, self.n, self.width(bits), acc, self.mode, bias)
             else:
                 v, o = ops.nested_mac(x, w, self.n, bits, acc, self.mode, bias, self.variant)
             vals.append(int(v))

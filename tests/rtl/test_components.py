@@ -144,25 +144,20 @@ def test_nested_mac(variant, mode, overflow, acc_width, record_property):
 
 
 def fusion_beats(packets, n, rng, mode="floor", inputs="master"):
-    """Beats of the fusion MAC: each packet's terms P(bits) per beat in lanes 0..P-1, the
-    other lanes random (the MAC must ignore them); ``inputs="nested"``: the terms as their
-    b-bit codes (golden ``nested_shift``), the other lanes random b-bit codes."""
-    lanes = (n // 2) ** 2
+    """Beats of the fusion MAC (golden ``fusion_beats``): each packet's terms P(bits) per
+    beat, the other lanes random (the MAC must ignore them); ``inputs="nested"``: the terms
+    as their b-bit codes (golden ``nested_shift``), the other lanes random b-bit codes."""
     beats = []
     for x, w, bias, bits in packets:
-        P = ops.fusion_products_per_beat(n, bits)
-        nb = x.size // P
         wid = bits if inputs == "nested" else n
         if inputs == "nested":
             x = ops.nested_shift(x, n, bits, mode)
             w = ops.nested_shift(w, n, bits, mode, signed=True)
-        for j in range(nb):
-            xs = [int(v) for v in x[j * P:(j + 1) * P]] + \
-                [int(v) for v in rng.integers(0, 1 << wid, lanes - P)]
-            ws = [int(v) for v in w[j * P:(j + 1) * P]] + \
-                [int(v) for v in rng.integers(-(1 << (wid - 1)), 1 << (wid - 1), lanes - P)]
-            beats.append({"x": xs, "w": ws, "bits": bits, "bias": bias,
-                          "first": int(j == 0), "last": int(j == nb - 1)})
+        xs, ws = ops.fusion_beats(x, w, n, bits, fill=rng, width=wid)
+        for j in range(len(xs)):
+            beats.append({"x": [int(v) for v in xs[j]], "w": [int(v) for v in ws[j]],
+                          "bits": bits, "bias": bias, "first": int(j == 0),
+                          "last": int(j == len(xs) - 1)})
     return beats
 
 
