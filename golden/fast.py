@@ -360,8 +360,8 @@ def kernel_order() -> list:
             raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs {need}")
         if want != "auto":
             _ORDER = [want] + (["f32"] if want != "f32" else [])
-        elif torch is None:
-            _ORDER = (["i16"] if have["i16"] else []) + ["f32"]
+        elif torch is None:  # not kept: torch may be switched back on (DQT_GOLDEN_TORCH)
+            return (["i16"] if have["i16"] else []) + ["f32"]
         else:
             ranked = _probe_fastest(torch, [k for k, ok in have.items() if ok])
             _ORDER = ranked[:ranked.index("f32") + 1]  # f32 is exact everywhere: stop there
@@ -384,6 +384,8 @@ def layer_plan(K: int, bits: int, kind: str):
     for k in order:
         if k == "f32":
             break
+        if k in ("u8", "int8") and _torch() is None:  # torch switched off since the probe
+            continue
         plan = {"u8": lambda: kind == "linear" and u8_plan(K, bits),
                 "i16": lambda: kind == "linear" and i16_plan(K, bits),
                 "int8": lambda: int8_exact(K, bits) and ("i8", K)}[k]()

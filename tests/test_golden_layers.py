@@ -176,6 +176,17 @@ def test_fast_path_without_torch(kind, monkeypatch):
         assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
 
 
+def test_torch_switched_off_after_the_kernel_probe(monkeypatch):
+    """The kernel order is probed once per process with torch; a layer prepared after torch
+    is switched off takes no torch-backed kernel (the fast path without torch above ran
+    into fbgemm when another test had probed first)."""
+    fast.kernel_order()
+    test_fast_path_without_torch("linear", monkeypatch)
+    from golden import layers
+    p = layers.prepare_weights(np.ones((2, 16), np.int64), 8, 4, "round", "linear")
+    assert p.plan[0] not in ("u8", "i8")
+
+
 # --- the int8 kernel (torch._int_mm, int32 sums) ----------------------------------------------
 
 def _need_int_mm():
