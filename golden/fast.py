@@ -298,6 +298,19 @@ def _u8_gemm(xb, packs):
         return out
 
 
+def row_major(a):
+    """``a`` (2-D) with the canonical C strides (row stride = columns x item size).
+
+    numpy calls a [1, N] or [M, 1] array C-contiguous whatever the stride of its length-1
+    axis (a transposed [N, 1] array keeps strides (1, 1)); ``torch._int_mm`` (torch 2.13,
+    oneDNN on AVX-512 VNNI) reads such an operand as column-major and returns garbage (K = 1
+    layers). A fresh copy has the canonical strides."""
+    a = np.ascontiguousarray(a)
+    if a.ndim == 2 and a.strides != (a.shape[1] * a.itemsize, a.itemsize):
+        a = a.copy(order="C")
+    return a
+
+
 def int8_exact(K: int, bits: int) -> bool:
     """True when the int8 kernel's int32 sums are exact for K terms at width ``bits``:
     centred codes lie in [-2^(b-1), 2^(b-1) - 1], so every product lies in
@@ -388,7 +401,7 @@ def layer_plan(K: int, bits: int, kind: str):
             continue
         plan = {"u8": lambda: kind == "linear" and u8_plan(K, bits),
                 "i16": lambda: kind == "linear" and i16_plan(K, bits),
-                "int8": lambda: int8_exact(K, bits) and ("i8", K)}[k]()
+                "int8": lambda: kind == "linear" and int8_exact(K, bits) and ("i8", K)}[k]()
         if plan:
             return plan
     return code_plan(K, bits)
@@ -425,7 +438,7 @@ def planned_gemm(xb, wb, plan):
     if path == "i8":
         torch = _torch()
         with torch.no_grad():
-            return torch._int_mm(torch.from_numpy(np.ascontiguousarray(xb)), wb).numpy()
+            return torch._int_mm(torch.from_numpy(row_major(xb)), wb).numpy()
     if path == "int":
         return _gemm_i64(np.ascontiguousarray(xb), np.ascontiguousarray(wb))
     wt = wb.T

@@ -105,7 +105,7 @@ class PreparedWeights:
         else:
             self.wmat = _fast.weights_as_cols(wb)
         if int8:  # torch._int_mm takes the weights as [K, O]
-            self.wmat = _fast._torch().from_numpy(np.ascontiguousarray(self.wmat.T))
+            self.wmat = _fast._torch().from_numpy(_fast.row_major(self.wmat.T))
         elif u8:  # fbgemm's packed weights, one per K chunk
             self.wmat = _fast.u8_pack(self.wmat, self.plan[1])
         elif i16:  # the native kernel's panels

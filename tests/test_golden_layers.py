@@ -207,21 +207,48 @@ def test_int8_exactness_bound(bits, K, exact):
     assert fast.int8_exact(K, bits) is exact
 
 
-@pytest.mark.parametrize("kind", ["linear", "conv2d"])
+@pytest.mark.parametrize("shape", [(3, 1, 4), (1, 1, 1), (1, 5, 1), (4, 7, 1), (1, 1, 9)])
+def test_int8_kernel_with_a_length_1_axis(shape, monkeypatch):
+    """K = 1 or a single row/output: numpy gives such arrays non-canonical strides, which
+    torch._int_mm (oneDNN, AVX-512 VNNI) misreads; the kernel hands it canonical copies."""
+    _need_int_mm()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "int8")
+    N, K, O = shape
+    rng = np.random.default_rng(K * 10 + O)
+    for bits in (1, 4, 8):
+        x, w = rng.integers(0, 256, (N, K)), rng.integers(-128, 128, (O, K))
+        args = (x, w, rng.integers(-50, 50, O), 8, bits, "floor", AccumulatorSpec(24))
+        prep = layers.prepare_weights(w, 8, bits, "floor", "linear")
+        assert prep.plan[0] == "i8"
+        for _ in range(3):   # garbage from unwritten memory differs from call to call
+            f = layers.qdense_acc(*args, impl="fast", prepared=prep)
+            r = layers.qdense_acc(*args, impl="reference")
+            assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+@pytest.mark.parametrize("kernel", ["int8", "u8", "i16"])
+def test_conv_layers_keep_the_float_plan_under_every_kernel(kernel, monkeypatch):
+    """Conv layers run oneDNN's float convolution (or im2col + the float GEMM), whichever
+    kernel linear layers prefer (docs/arithmetic.md, "Which kernel runs")."""
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", kernel)
+    prep = layers.prepare_weights(np.ones((4, 3, 3, 3), np.int64), 8, 4, "floor", "conv2d")
+    assert prep.plan[0] == "f32"
+    assert prep.onednn == fast.onednn_conv_available()
+
+
 @pytest.mark.parametrize("bits", [2, 4, 6, 8])
 @pytest.mark.parametrize("pattern", ["max", "min", "mixed"])
 @pytest.mark.parametrize("overflow", ["wrap", "saturate"])
-def test_int8_kernel_equals_reference_at_extremes(kind, bits, pattern, overflow, monkeypatch):
+def test_int8_kernel_equals_reference_at_extremes(bits, pattern, overflow, monkeypatch):
     """All-extreme codes through the int8 kernel: every product at its largest magnitude, sums
     at the int32 bound's scale, accumulators narrow enough to wrap or saturate."""
     _need_int_mm()
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", "int8")
     rng = np.random.default_rng(bits)
-    if kind == "linear":
-        xs, ws, geo = (5, 3000), (6, 3000), ()
-    else:
-        xs, ws, geo = (2, 32, 6, 6), (5, 32, 3, 3), (1, 1)
+    xs, ws = (5, 3000), (6, 3000)
     if pattern == "max":      # centred codes -2^(b-1) x -2^(b-1): the largest product
         x, w = np.zeros(xs, np.int64), np.full(ws, -128)
     elif pattern == "min":    # 255 (centred 2^(b-1) - 1 after the shift) x -128
@@ -231,8 +258,8 @@ def test_int8_kernel_equals_reference_at_extremes(kind, bits, pattern, overflow,
     K = int(np.prod(ws[1:]))
     for width in (acc_width_rule(8, K) + 1, 12):   # the exact width, and one that overflows
         acc = AccumulatorSpec(width, overflow)
-        args = (x, w, rng.integers(-50, 50, ws[0]), 8, bits, "round", acc, kind, *geo)
-        prep = layers.prepare_weights(w, 8, bits, "round", kind)
+        args = (x, w, rng.integers(-50, 50, ws[0]), 8, bits, "round", acc, "linear")
+        prep = layers.prepare_weights(w, 8, bits, "round", "linear")
         assert prep.plan[0] == "i8" and prep.kernel == "torch-int_mm-s8s8s32"
         f = layers.qdense_acc(*args, impl="fast", prepared=prep)
         r = layers.qdense_acc(*args, impl="reference")
@@ -322,12 +349,17 @@ def test_u8_kernel_equals_reference_at_extremes(bits, pattern, mode, monkeypatch
         assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
 
 
-def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(monkeypatch):
-    """At b = 8 (and for conv layers) the u8 preference falls back to the exact float plan."""
+@pytest.mark.parametrize("vnni", [False, True])
+def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(vnni, monkeypatch):
+    """At b = 8 the u8 preference falls back to the exact float plan unless the CPU has
+    AVX-512 VNNI (no int16 pair sums); conv layers never take it."""
     _need_fbgemm()
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", "u8")
-    assert layers.prepare_weights(np.ones((2, 8)), 8, 8, "round", "linear").plan[0] == "f32"
+    monkeypatch.setattr(fast, "cpu_has_vnni", lambda: vnni)
+    assert layers.prepare_weights(np.ones((2, 8)), 8, 8, "round", "linear").plan[0] == \
+        ("u8" if vnni else "f32")
+    assert layers.prepare_weights(np.ones((2, 8)), 8, 7, "round", "linear").plan[0] == "u8"
     assert layers.prepare_weights(np.ones((2, 1, 3, 3)), 8, 4, "round", "conv2d").plan[0] != "u8"
 
 
