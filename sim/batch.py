@@ -34,7 +34,7 @@ from golden.formats import DQTValueError
 
 from . import runner
 
-__all__ = ["BatchEngine", "build_library", "run_now", "DRIVER_SOURCE"]
+__all__ = ["BatchEngine", "build_library", "verilate_shared", "run_now", "DRIVER_SOURCE"]
 
 DRIVER_SOURCE = Path(__file__).resolve().with_name("batch_driver.cpp")
 _LIB_NAME = "libdqt_engine_batch.so"
@@ -129,14 +129,27 @@ def build_library(info: runner.ModuleInfo, waves: bool = False,
             "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME] + \
         [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + (["--trace"] if waves else []) + \
         (["--coverage-toggle", "-Wno-fatal"] if coverage else [])
-    h = hashlib.sha256(json.dumps([_RECIPE, args, opt, _verilator_version()]).encode())
     shell = shell_verilog(info)
     source = Path(source or info.path)
-    h.update(source.read_bytes())
-    h.update(shell.encode())
-    h.update(DRIVER_SOURCE.read_bytes())
     tag = ("-waves" if waves else "") + ("-cov" if coverage else "")
-    bdir = runner.BUILD_ROOT / "batch" / f"{info.top}-{h.hexdigest()[:12]}{tag}"
+    return verilate_shared(f"{info.top}", SHELL_TOP, [source], {f"{SHELL_TOP}.v": shell},
+                           DRIVER_SOURCE, args, opt, "batch", tag, waves)
+
+
+def verilate_shared(name: str, top: str, sources, generated: dict, driver: Path, args,
+                    opt: str, kind: str, tag: str = "", waves: bool = False) -> Path:
+    """Verilate ``sources`` (files) and ``generated`` (file name -> Verilog text) with the
+    C++ ``driver`` (included through a wrapper that defines ``VTOP``) into the shared
+    library of ``args``; cached under ``build/sim/<kind>/<name>-<hash><tag>/`` by the
+    sources, the driver, the Verilator version and the arguments; a file lock serialises
+    concurrent builders."""
+    h = hashlib.sha256(json.dumps([_RECIPE, args, opt, _verilator_version()]).encode())
+    for src in sources:
+        h.update(Path(src).read_bytes())
+    for fn, text in sorted(generated.items()):
+        h.update(fn.encode() + text.encode())
+    h.update(driver.read_bytes())
+    bdir = runner.BUILD_ROOT / kind / f"{name}-{h.hexdigest()[:12]}{tag}"
     lib = bdir / _LIB_NAME
     with runner._locked(bdir.parent / f".{bdir.name}.lock"):
         if lib.is_file():
@@ -144,25 +157,26 @@ def build_library(info: runner.ModuleInfo, waves: bool = False,
         tmp = bdir.with_name(bdir.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        (tmp / f"{SHELL_TOP}.v").write_text(shell)
-        wrapper = tmp / "batch_main.cpp"
+        for fn, text in generated.items():
+            (tmp / fn).write_text(text)
+        wrapper = tmp / "driver_main.cpp"
         wrapper.write_text(("#define DQT_TRACE 1\n" if waves else "") +
-                           f"#define VTOP V{SHELL_TOP}\n#include \"V{SHELL_TOP}.h\"\n"
-                           f"#include \"{DRIVER_SOURCE}\"\n")
+                           f"#define VTOP V{top}\n#include \"V{top}.h\"\n"
+                           f"#include \"{driver}\"\n")
         # PCH: see sim.runner.build; a space inside a MAKEFLAGS variable is escaped
         env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include OPT_FAST=" +
                    opt.replace(" ", "\\ ") + " OPT_SLOW=-O1 OPT_GLOBAL=-O1")
         t0 = time.monotonic()
-        r = subprocess.run(["verilator", *args, "-Mdir", str(tmp), str(source),
-                            str(tmp / f"{SHELL_TOP}.v"), str(wrapper)],
+        r = subprocess.run(["verilator", *args, "-Mdir", str(tmp), *map(str, sources),
+                            *(str(tmp / fn) for fn in generated), str(wrapper)],
                            capture_output=True, text=True, env=env, cwd=tmp)
         if r.returncode or not (tmp / _LIB_NAME).is_file():
             log = bdir.parent / f"{bdir.name}.build.log"
             log.write_text(r.stdout + r.stderr)
-            raise RuntimeError(f"verilator build of the batch driver failed (exit "
+            raise RuntimeError(f"verilator build of {driver.name} failed (exit "
                                f"{r.returncode}); log {log}:\n{(r.stdout + r.stderr)[-3000:]}")
         (tmp / "dqt_build.json").write_text(json.dumps(
-            {"top": info.top, "args": args, "opt_fast": opt,
+            {"top": top, "args": args, "opt_fast": opt,
              "seconds": round(time.monotonic() - t0, 2)}))
         if bdir.exists():
             shutil.rmtree(bdir)
