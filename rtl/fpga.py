@@ -198,8 +198,9 @@ def _pnr(name: str, verilog: str, tools: dict, log=print) -> dict:
     from reports.tools import ToolError, run_tool, tool_version
     p = preset(name)
     fam = p["family"]
+    flow = {k: v for k, v in p.items() if k != "limits"}   # the fit is checked by build()
     key = cache_key("fpga-build", 2, name, tool_version("yosys"), tool_version(f"nextpnr-{fam}"),
-                    json.dumps(p, sort_keys=True), verilog)
+                    json.dumps(flow, sort_keys=True), verilog)
     hit = cache_get("fpga-build", key)
     if hit is not None:
         return hit
@@ -267,6 +268,7 @@ def build(name: str, out, artifact=None, baud: int = 115200, log=print) -> dict:
     need = check_network(name, artifact) if artifact is not None else None
     verilog = top_verilog(name, baud)
     r = _pnr(name, verilog, tools, log)
+    _check_fit(name, r["resources"])      # (a cached result skipped the check in _pnr)
     from amaranth.back import verilog as vlog
     sim_top = FpgaTop(p["engine"], family=None, baud=baud)
     files = {f"{TOP}.v": verilog,
