@@ -61,3 +61,18 @@ def test_a_corrupted_frame_is_caught(line_and_net, monkeypatch):
     x, _ = input_codes(art, 1)
     rep = run_now(run_on_engine(UartEngine(line.geom, line), net, x, ["8"]))
     assert rep["mismatches"] > 0 and "layer conv1" in rep["first_mismatch"]
+
+
+@pytest.mark.simulator
+def test_fpga_run_cli_in_simulation(line_and_net):
+    """``dqt fpga run --sim``: the host program a board user runs, on the preset's top."""
+    import json
+    import subprocess
+    import sys
+    art = line_and_net[2]
+    r = subprocess.run([sys.executable, "-m", "dqt", "fpga", "run", str(art), "--preset",
+                        "ecp5-25k", "--sim", "--images", "1", "--modes", "8,dynamic", "--json"],
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    j = json.loads(r.stdout.strip().splitlines()[-1])
+    assert j["mismatches"] == 0 and j["rtl_elements"] > 1000 and j["modes"] == ["8", "dynamic"]

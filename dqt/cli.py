@@ -17,6 +17,7 @@ _STAGES = [
     "training.cli",
     "rtl.cli",
     "sim.cli",
+    "sim.fpga_cli",
     "reports.cli",
     "interop.cli",
     "sweep.cli",

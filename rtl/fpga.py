@@ -124,13 +124,12 @@ def constraints(name: str) -> str:
 
 def fusesoc_core(name: str) -> str:
     """A FuseSoC CAPI2 core: the generated top with its constraints; a ``synth`` target for
-    the preset's part and a ``sim`` target (Icarus) of the same file."""
+    the preset's part and a ``sim`` target (Icarus) of the top without the PLL (the core
+    clock is ``clk_in``)."""
     p = preset(name)
     tool = "icestorm" if p["family"] == "ice40" else "trellis"
-    opts = {"icestorm": f"      nextpnr_options: [{', '.join(p['nextpnr'])}, --freq, "
-                        f"{p['target_mhz']:g}]\n      pnr: next\n",
-            "trellis": f"      nextpnr_options: [{', '.join(p['nextpnr'])}, --freq, "
-                       f"{p['target_mhz']:g}]\n"}[tool]
+    opts = f"        nextpnr_options: [{', '.join(p['nextpnr'])}, --freq, " \
+        f"{p['target_mhz']:g}]\n" + ("        pnr: next\n" if tool == "icestorm" else "")
     cons = f"{TOP}.{p['constraints']}"
     ctype = "PCF" if p["constraints"] == "pcf" else "LPF"
     return f"""CAPI=2:
@@ -141,6 +140,9 @@ filesets:
   rtl:
     files: [{TOP}.v]
     file_type: verilogSource
+  rtl_sim:
+    files: [{TOP}_sim.v]
+    file_type: verilogSource
   constraints:
     files: [{cons}: {{file_type: {ctype}}}]
 
@@ -149,7 +151,8 @@ targets:
     filesets: [rtl]
     toplevel: {TOP}
   sim:
-    <<: *default
+    filesets: [rtl_sim]
+    toplevel: {TOP}
     default_tool: icarus
   synth:
     <<: *default
