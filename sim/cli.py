@@ -36,6 +36,22 @@ def _parse_engine(text):
 
 def _sim(args) -> int:
     from .network import verify_network
+    if args.preset:
+        # the pin-level top of an FPGA preset, over its UART (sim.fpga_cli)
+        for flag, given in (("--engine", args.engine), ("--driver", args.driver),
+                            ("--jobs", args.jobs), ("--stall", args.stall)):
+            if given:
+                raise DQTValueError(f"{flag} does not apply with --preset (the preset fixes "
+                                    "the engine and the host drives it over the UART)")
+        if args.simulator != "verilator":
+            raise DQTValueError("--preset runs under Verilator only")
+        from .fpga_cli import _run
+        args.sim, args.port, args.baud = True, None, 115200
+        if args.images is None:
+            args.images = 1
+        return _run(args)
+    if args.netlist != "rtl":
+        raise DQTValueError("--netlist gate needs --preset (the FPGA netlist of that preset)")
     modes = None
     if args.modes:
         modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -92,5 +108,12 @@ def register(sub) -> None:
     p.add_argument("--stall", action="store_true", help="random output backpressure")
     p.add_argument("--engine", default=None,
                    help="JSON object of engine parameters overriding the sizing")
+    from rtl.fpga import PRESETS
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                   help="run the pin-level top of this FPGA preset over its UART (the host "
+                   "driver of 'dqt fpga run'; default 1 image)")
+    p.add_argument("--netlist", choices=["rtl", "gate"], default="rtl",
+                   help="with --preset: the generated Verilog or the netlist synthesized for "
+                   "the preset's part with the vendor cell models")
     p.add_argument("--json", action="store_true", help="only the JSON line on stdout")
     p.set_defaults(func=_sim)

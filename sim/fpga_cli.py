@@ -38,7 +38,15 @@ def _run(args) -> int:
     modes = _parse_modes([m.strip() for m in args.modes.split(",") if m.strip()]
                          if args.modes else None, net)
     codes, src = input_codes(args.artifact, args.images)
-    if args.sim:
+    if args.netlist == "gate" and not args.sim:
+        raise DQTValueError("--netlist gate runs the synthesized netlist in simulation: add --sim")
+    if args.sim and args.netlist == "gate":
+        from rtl.fpga import gate_netlist
+        g = gate_netlist(args.preset)
+        line = SimLine(p["engine"], divisor=4, source=[g["netlist"], g["models"]],
+                       defines=g["defines"], include=g["include"])
+        where = f"sim (synth_{p['family']} netlist)"
+    elif args.sim:
         line, where = SimLine(p["engine"], divisor=4), "sim"
     else:
         line, where = SerialLine(args.port, args.baud), args.port
@@ -48,7 +56,7 @@ def _run(args) -> int:
         rep = run_now(run_on_engine(UartEngine(geom, line), net, codes, modes))
     finally:
         line.close()
-    out = {"preset": args.preset, "line": where, "images": rep["images"], "modes": rep["modes"],
+    out = {"preset": args.preset, "line": where, "netlist": args.netlist, "images": rep["images"], "modes": rep["modes"],
            "input_source": src, "elements_checked": rep["elements_checked"],
            "rtl_elements": rep["rtl_elements"], "mismatches": rep["mismatches"],
            "verified_macs": rep["verified_macs"], "seconds": round(time.monotonic() - t0, 2),
@@ -76,6 +84,9 @@ def register(sub) -> None:
     r.add_argument("--port", help="serial device of the board, e.g. /dev/ttyUSB1 (pyserial)")
     r.add_argument("--sim", action="store_true",
                    help="the pin-level top under Verilator instead of a board")
+    r.add_argument("--netlist", choices=["rtl", "gate"], default="rtl",
+                   help="with --sim: the generated Verilog (rtl) or the top synthesized for "
+                   "the preset's part with the vendor cell models (gate)")
     r.add_argument("--baud", type=int, default=115200, help="line rate of the bitstream")
     r.add_argument("--images", type=int, default=1, help="images to run (default 1)")
     r.add_argument("--modes", help="comma-separated: bit-widths, static, dynamic (default all)")

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """Host driver of the FPGA top (:class:`rtl.uart_bridge.FpgaTop`): the layer engine over a
 serial line, byte for byte the frames of :mod:`rtl.uart_bridge`.
 
@@ -36,9 +37,12 @@ TOP_NAME = "dqt_fpga_top"
 
 class SimLine:
     """The pin-level top under Verilator (no PLL: ``clk_in`` is the core clock), its serial
-    line at ``divisor`` clocks per bit."""
+    line at ``divisor`` clocks per bit. ``source``: Verilog file(s) to build instead of the
+    generated top (a synthesized netlist and its cell models, :func:`rtl.fpga.gate_netlist`),
+    with ``defines`` and an ``include`` directory for them."""
 
-    def __init__(self, engine_params: dict, divisor: int = 4, source: Path | None = None):
+    def __init__(self, engine_params: dict, divisor: int = 4, source=None, defines=(),
+                 include=None):
         from amaranth.back import verilog
         from .batch import _LIB_NAME, verilate_shared
         reason = runner.missing_reason("verilator")
@@ -54,8 +58,11 @@ class SimLine:
         args = ["--cc", "--exe", "--build", "-O3", "--top-module", TOP_NAME, "-j", "2",
                 "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME] + \
             [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + \
-            (["-Wno-fatal", "-Wno-lint", "-Wno-style"] if source else [])
-        self.library = verilate_shared(TOP_NAME, TOP_NAME, [source] if source else [], gen,
+            (["-Wno-fatal", "-Wno-lint", "-Wno-style"] if source else []) + \
+            [f"-D{d}" for d in defines] + ([f"-I{include}"] if include else [])
+        sources = [] if source is None else \
+            ([source] if isinstance(source, (str, Path)) else list(source))
+        self.library = verilate_shared(TOP_NAME, TOP_NAME, sources, gen,
                                        DRIVER_SOURCE, args, os.environ.get("DQT_BATCH_OPT", "-O1"),
                                        "uart")
         lib = ctypes.CDLL(str(self.library))
