@@ -18,7 +18,7 @@ from .engine_protocol import CFG, FLAG, EngineGeometry
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
     check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, policy_bounds, \
-    round_half, rshift_round_comb, shift_or_zero, sum_tree
+    round_half, shift_or_zero, sum_tree
 from .nested_mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]
@@ -154,9 +154,9 @@ class Engine(wiring.Component):
                                 "to its output beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
-    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 1,
+    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 2,
                                    doc="cycles one add beat occupies (accept + chunks)")
-    add_latency = property(lambda self: -(-self._pes // self.add_par) + 2,
+    add_latency = property(lambda self: -(-self._pes // self.add_par) + 3,
                            doc="cycles from an accepted add beat to its output beat")
     latency = property(lambda self: 8, doc="same as pipeline_latency")
 
@@ -417,13 +417,15 @@ class Engine(wiring.Component):
 
     def _add_mode(self, m, cfg, adv):
         """Residual add: A = min(pes, lanes) element pairs per cycle share A multiplier
-        pairs: a beat is latched, its ceil(pes / A) chunks are computed one per cycle into
-        a_y, and the full beat is handed to the output register (av1)."""
+        pairs: a beat is latched, its ceil(pes / A) chunks go through the multipliers one per
+        cycle into the registers t_r, the round-shift-clamp of chunk c is written to a_y one
+        cycle later, and the full beat is handed to the output register (av1). The rounding
+        constant 2^(S-1) is folded into M3 when SHIFT and ADD_M3 are written (registered)."""
         n, P, KB = self._n, self._pes, self.kb_max
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
-        a_chunk = Signal(range(max(2, NCH)))
+        a_chunk = Signal(range(NCH + 1))
         a_beat = Signal(range(KB))
         a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
         a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
@@ -439,24 +441,31 @@ class Engine(wiring.Component):
                          a_beat.eq(Mux(a_beat == cfg.k_beats - 1, 0, a_beat + 1))]
             for j in range(P):
                 m.d.sync += [a_x[j].eq(self.i.payload.x[j]), a_x2[j].eq(self.i.payload.x2[j])]
-        chunk_y = []
         add_m = cfg.add_m
+        # W: width of M1 x + M2 x2 + M3, the value golden rounds and shifts
+        W = len(add_m[0] * a_x[0] + add_m[1] * a_x2[0] + add_m[2])
+        m3h = Signal(signed(W + 1), name="add_m3h")
+        m.d.sync += m3h.eq(add_m[2] + round_half(cfg.shift, W))
+        t_r, chunk_y = [], []
         for i in range(AP):
             # operand select by a compare chain (an Array index would give an incomplete case)
             xa, xb = a_x[i], a_x2[i]
             for c in range(1, NCH):
                 xa = Mux(a_chunk == c, a_x[c * AP + i], xa)
                 xb = Mux(a_chunk == c, a_x2[c * AP + i], xb)
-            t = materialize(m, add_m[0] * xa + add_m[1] * xb + add_m[2], f"add_t{i}")
-            chunk_y.append(clamp(m, rshift_round_comb(t, cfg.shift), 0, (1 << n) - 1,
+            t = add_m[0] * xa + add_m[1] * xb + m3h
+            t_r.append(Signal(signed(len(t)), name=f"add_t{i}"))
+            chunk_y.append(clamp(m, shift_or_zero(t_r[i], cfg.shift, W), 0, (1 << n) - 1,
                                  f"add_y{i}"))
+            with m.If(adv & a_busy):
+                m.d.sync += t_r[i].eq(t)
         with m.If(adv):
             m.d.sync += av1.eq(0)
             with m.If(a_busy):
-                for c in range(NCH):  # compares, not a case statement: no incomplete case
+                for c in range(1, NCH + 1):  # compares, not a case: no incomplete case
                     with m.If(a_chunk == c):
-                        m.d.sync += [a_y[c * AP + i].eq(chunk_y[i]) for i in range(AP)]
-                with m.If(a_chunk == NCH - 1):
+                        m.d.sync += [a_y[(c - 1) * AP + i].eq(chunk_y[i]) for i in range(AP)]
+                with m.If(a_chunk == NCH):
                     m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
                 with m.Else():
                     m.d.sync += a_chunk.eq(a_chunk + 1)
