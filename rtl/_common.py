@@ -157,8 +157,8 @@ def nested_shift_comb(m, q, n, bits, mode, is_signed, candidates, name="qb"):
 def policy_bounds(m, width, E: int, name="bounds", registered: bool = False):
     """The constants of a run-time accumulator width ``width`` (a Value, 2..E) at E bits:
     ``mask`` = 2^W - 1, ``sign`` = 2^(W-1), ``hi`` = 2^(W-1) - 1, ``lo`` = -2^(W-1).
-    ``registered``: computed into registers (one cycle after ``width`` changes), so the
-    shift and the two carry chains leave the datapath's path (the engine's width is a
+    ``registered``: computed into registers (two cycles after ``width`` changes: E - W,
+    then the shifts), so none of it is on the datapath's path (the engine's width is a
     configuration register, written only while the engine is idle)."""
     from types import SimpleNamespace
     d = m.d.sync if registered else m.d.comb
@@ -167,11 +167,13 @@ def policy_bounds(m, width, E: int, name="bounds", registered: bool = False):
     mask = Signal(E, name=f"{name}_mask")
     sign = Signal(E, name=f"{name}_sign")
     sh = Signal(range(E + 1), name=f"{name}_sh")
-    m.d.comb += sh.eq(E - width)
+    d += sh.eq(E - width)
     # Right shifts of E-bit constants only (no variable left shift, whose result Amaranth
-    # sizes at E + 2^len(sh) - 1 bits: several machine words in a simulator).
-    m_, s_ = Const((1 << E) - 1, E) >> sh, Const(1 << (E - 1), E) >> sh
-    d += [mask.eq(m_), sign.eq(s_), hi.eq(s_ - 1), lo.eq(-s_)]
+    # sizes at E + 2^len(sh) - 1 bits: several machine words in a simulator), and no carry
+    # chain: hi = (2^(E-1) - 1) >> sh and lo = -2^(W-1) = ~hi.
+    h_ = Const((1 << (E - 1)) - 1, E) >> sh
+    d += [mask.eq(Const((1 << E) - 1, E) >> sh), sign.eq(Const(1 << (E - 1), E) >> sh),
+          hi.eq(h_), lo.eq((~Cat(h_, Const(0, 1))).as_signed())]
     return SimpleNamespace(mask=mask, sign=sign, hi=hi, lo=lo)
 
 

@@ -150,15 +150,15 @@ class Engine(wiring.Component):
     exact_width = property(lambda self: max(self._acc_max, 2 * self._n + ceil_log2(self._max_k))
                            + 1, doc="internal accumulator width (declared width + guard bits)")
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
-    pipeline_latency = property(lambda self: 8, doc="cycles from issuing a group's last beat "
+    pipeline_latency = property(lambda self: 9, doc="cycles from issuing a group's last beat "
                                 "to its output beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
-    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 2,
+    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3,
                                    doc="cycles one add beat occupies (accept + chunks)")
-    add_latency = property(lambda self: -(-self._pes // self.add_par) + 3,
+    add_latency = property(lambda self: -(-self._pes // self.add_par) + 4,
                            doc="cycles from an accepted add beat to its output beat")
-    latency = property(lambda self: 8, doc="same as pipeline_latency")
+    latency = property(lambda self: 9, doc="same as pipeline_latency")
 
     @property
     def geometry(self) -> EngineGeometry:
@@ -206,8 +206,17 @@ class Engine(wiring.Component):
                           (acc_w, 5), (add_m[0], 6), (add_m[1], 7), (add_m[2], 8)):
             with m.If(self.cfg_we & (self.cfg_addr == addr)):
                 m.d.sync += reg.eq(self.cfg_data)
+        # K_BEATS - 1 and GROUPS - 1 kept beside them (written in the same cycle): the
+        # sequencer's and loader's end-of-row compares then have no subtractor in front
+        kb_last = Signal(range(-1, KB + 1), init=0)
+        g_last = Signal(range(-1, G + 1), init=0)
+        with m.If(self.cfg_we & (self.cfg_addr == 0)):
+            m.d.sync += kb_last.eq(self.cfg_data[:len(k_beats)] - 1)
+        with m.If(self.cfg_we & (self.cfg_addr == 1)):
+            m.d.sync += g_last.eq(self.cfg_data[:len(groups)] - 1)
         m.d.comb += clear.eq(self.cfg_we & (self.cfg_addr == CFG["CLEAR"]))
         return SimpleNamespace(k_beats=k_beats, groups=groups, shift=shift, clip_hi=clip_hi,
+                               kb_last=kb_last, g_last=g_last,
                                acc_w=acc_w, add_m=add_m, clear=clear, f_requant=flags[0],
                                f_sat=flags[1], f_round=flags[2], f_add=flags[3])
 
@@ -254,7 +263,7 @@ class Engine(wiring.Component):
                 for b in range(2):
                     with m.If(wr_bank == b):
                         m.d.sync += bank_bits[b].eq(self.i.payload.bits)
-            with m.If(wr_beat == cfg.k_beats - 1):
+            with m.If(wr_beat == cfg.kb_last):
                 m.d.comb += load_done.eq(1)
                 m.d.sync += [wr_beat.eq(0), wr_bank.eq(~wr_bank)]
             with m.Else():
@@ -275,8 +284,8 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq(adv & rd_full & ~cfg.f_add)
         release = Signal()
         s_first = sq_beat == 0
-        s_last = sq_beat == cfg.k_beats - 1
-        s_lastg = sq_group == cfg.groups - 1
+        s_last = sq_beat == cfg.kb_last
+        s_lastg = sq_group == cfg.g_last
         m.d.comb += mem.irp.addr.eq((rd_bank * KB) + sq_beat)
         m.d.comb += mem.wrp.addr.eq(sq_addr)
         with m.If(issue):
@@ -388,7 +397,8 @@ class Engine(wiring.Component):
 
     def _round_stages(self, m, cfg, s5, adv):
         """S6: the product plus the rounding constant 2^(S-1) (registered from SHIFT, which
-        changes only while the engine is idle); S7: the shift by S. (Split from the output
+        changes only while the engine is idle); S7: the shift by S; S8: the clamp's
+        comparisons against 0 and CLIP_HI (CLIP_HI <= 2^n - 1, so the low n bits are kept). (Split from the output
         stage, where the add, the shifter and the clamp made the FPGA critical path.)"""
         L = self._lanes
         W = len(s5.prod5[0])
@@ -412,20 +422,36 @@ class Engine(wiring.Component):
             prev = SimpleNamespace(v5=v, lastg5=lastg, bits5=bits, over5=over, prod5=y,
                                    val5=val)
             valids.append(v)
-        prev.valids = valids  # every dense-pipeline valid from S3 on (for busy)
-        return prev
+        # S8: the clamp's comparisons registered; the output stage only selects
+        v, lastg = Signal(name="v8"), Signal(name="lastg8")
+        bits, over = Signal.like(s5.bits5, name="bits8"), Signal(L, name="over8")
+        low = [Signal(self._n, name=f"y8_{j}") for j in range(L)]
+        gt = [Signal(name=f"gt8_{j}") for j in range(L)]
+        lt = [Signal(name=f"lt8_{j}") for j in range(L)]
+        val = [Signal(signed(self._acc_max), name=f"val8_{j}") for j in range(L)]
+        with m.If(adv):
+            m.d.sync += [v.eq(prev.v5), lastg.eq(prev.lastg5), bits.eq(prev.bits5),
+                         over.eq(prev.over5)]
+            for j in range(L):
+                t = prev.prod5[j]
+                m.d.sync += [low[j].eq(t[:self._n]), gt[j].eq(t > cfg.clip_hi), lt[j].eq(t < 0),
+                             val[j].eq(prev.val5[j])]
+        valids.append(v)
+        req_y = [Mux(gt[j], cfg.clip_hi, Mux(lt[j], 0, low[j])) for j in range(L)]
+        return SimpleNamespace(v5=v, lastg5=lastg, bits5=bits, over5=over, req_y=req_y,
+                               val5=val, valids=valids)
 
     def _add_mode(self, m, cfg, adv):
         """Residual add: A = min(pes, lanes) element pairs per cycle share A multiplier
         pairs: a beat is latched, its ceil(pes / A) chunks go through the multipliers one per
-        cycle into the registers t_r, the round-shift-clamp of chunk c is written to a_y one
-        cycle later, and the full beat is handed to the output register (av1). The rounding
+        cycle into the registers add_t, their shift by S into add_s one cycle later, and the
+        clamp into a_y the cycle after; the full beat is handed to the output register (av1). The rounding
         constant 2^(S-1) is folded into M3 when SHIFT and ADD_M3 are written (registered)."""
         n, P, KB = self._n, self._pes, self.kb_max
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
-        a_chunk = Signal(range(NCH + 1))
+        a_chunk = Signal(range(NCH + 2))
         a_beat = Signal(range(KB))
         a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
         a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
@@ -437,8 +463,8 @@ class Engine(wiring.Component):
         m.d.comb += add_take.eq(self.i.valid & cfg.f_add & ~a_busy)
         with m.If(add_take):
             m.d.sync += [a_busy.eq(1), a_chunk.eq(0), a_bits.eq(self.i.payload.bits),
-                         a_last.eq(a_beat == cfg.k_beats - 1),
-                         a_beat.eq(Mux(a_beat == cfg.k_beats - 1, 0, a_beat + 1))]
+                         a_last.eq(a_beat == cfg.kb_last),
+                         a_beat.eq(Mux(a_beat == cfg.kb_last, 0, a_beat + 1))]
             for j in range(P):
                 m.d.sync += [a_x[j].eq(self.i.payload.x[j]), a_x2[j].eq(self.i.payload.x2[j])]
         add_m = cfg.add_m
@@ -446,7 +472,7 @@ class Engine(wiring.Component):
         W = len(add_m[0] * a_x[0] + add_m[1] * a_x2[0] + add_m[2])
         m3h = Signal(signed(W + 1), name="add_m3h")
         m.d.sync += m3h.eq(add_m[2] + round_half(cfg.shift, W))
-        t_r, chunk_y = [], []
+        chunk_y = []
         for i in range(AP):
             # operand select by a compare chain (an Array index would give an incomplete case)
             xa, xb = a_x[i], a_x2[i]
@@ -454,18 +480,19 @@ class Engine(wiring.Component):
                 xa = Mux(a_chunk == c, a_x[c * AP + i], xa)
                 xb = Mux(a_chunk == c, a_x2[c * AP + i], xb)
             t = add_m[0] * xa + add_m[1] * xb + m3h
-            t_r.append(Signal(signed(len(t)), name=f"add_t{i}"))
-            chunk_y.append(clamp(m, shift_or_zero(t_r[i], cfg.shift, W), 0, (1 << n) - 1,
-                                 f"add_y{i}"))
+            t_r = Signal(signed(len(t)), name=f"add_t{i}")
+            sh = shift_or_zero(t_r, cfg.shift, W)
+            s_r = Signal(signed(len(sh)), name=f"add_s{i}")
+            chunk_y.append(clamp(m, s_r, 0, (1 << n) - 1, f"add_y{i}"))
             with m.If(adv & a_busy):
-                m.d.sync += t_r[i].eq(t)
+                m.d.sync += [t_r.eq(t), s_r.eq(sh)]
         with m.If(adv):
             m.d.sync += av1.eq(0)
             with m.If(a_busy):
-                for c in range(1, NCH + 1):  # compares, not a case: no incomplete case
+                for c in range(2, NCH + 2):  # compares, not a case: no incomplete case
                     with m.If(a_chunk == c):
-                        m.d.sync += [a_y[(c - 1) * AP + i].eq(chunk_y[i]) for i in range(AP)]
-                with m.If(a_chunk == NCH):
+                        m.d.sync += [a_y[(c - 2) * AP + i].eq(chunk_y[i]) for i in range(AP)]
+                with m.If(a_chunk == NCH + 1):
                     m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
                 with m.Else():
                     m.d.sync += a_chunk.eq(a_chunk + 1)
@@ -477,7 +504,7 @@ class Engine(wiring.Component):
         P, L = self._pes, self._lanes
         m.d.comb += self.i.ready.eq(Mux(cfg.f_add, ~ad.a_busy, ld.load_ok))
         p = self.o.payload
-        req_y = [clamp(m, s5.prod5[j], 0, cfg.clip_hi, f"req_y{j}") for j in range(L)]
+        req_y = s5.req_y
         with m.If(adv):
             m.d.sync += self.o.valid.eq(s5.v5 | ad.av1)
             with m.If(ad.av1):

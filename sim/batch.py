@@ -368,7 +368,7 @@ class BatchEngine:
         A[:a.size], Bv[:b.size] = a, b
         self.configure(plan_add(g, constants, K))
         nb = R * g.kb_max
-        cpb = -(-g.pes // min(g.pes, g.lanes)) + 2   # Engine.add_cycles_per_beat
+        cpb = -(-g.pes // min(g.pes, g.lanes)) + 3   # Engine.add_cycles_per_beat
         out = self.stream(A.reshape(nb, g.pes), Bv.reshape(nb, g.pes), np.full(nb, g.n), nb,
                           2 * nb * cpb * (3 if self.stall else 1) + 64)
         y = out["y"][:, :g.pes].reshape(-1)[:a.size].reshape(shape)
