@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from rtl.engine_protocol import EngineGeometry, LayerTile, dense_beat_arrays, plan_add
+from .network_check import SyncDriver
 from golden.formats import DQTValueError
 
 from . import runner
@@ -192,7 +193,7 @@ def _ptr(a: np.ndarray):
     return a.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
 
 
-class BatchEngine:
+class BatchEngine(SyncDriver):
     """One Verilated engine in this process, driven through the batch driver library.
 
     Parameters
@@ -374,15 +375,6 @@ class BatchEngine:
         y = out["y"][:, :g.pes].reshape(-1)[:a.size].reshape(shape)
         return y, np.repeat(out["cycle"], g.pes)[:a.size].reshape(shape)
 
-    # the cocotb driver's interface (coroutines), for sim.network_check
-    async def load_tile(self, tile):
-        self.load(tile)
-
-    async def run_dense(self, tile, rows, bits):
-        return self.dense(tile, rows, bits)
-
-    async def run_add(self, constants, q1, q2):
-        return self.add(constants, q1, q2)
 
 
 def _geometry(d: dict) -> EngineGeometry:

@@ -27,7 +27,22 @@ from rtl.engine_protocol import conv_from_rows, conv_rows, plan_network_layer
 from golden.formats import AddConstants, DQTValueError, IntFormat
 from golden.network import QUANT_TYPES, run_network
 
-__all__ = ["run_on_engine", "merge_reports"]
+__all__ = ["run_on_engine", "merge_reports", "SyncDriver"]
+
+
+class SyncDriver:
+    """The coroutine interface of the network walk for a driver whose calls complete at once
+    (:class:`sim.batch.BatchEngine`, :class:`sim.uart_host.UartEngine`): ``load``,
+    ``dense`` and ``add`` as ``load_tile``, ``run_dense`` and ``run_add``."""
+
+    async def load_tile(self, tile):
+        self.load(tile)
+
+    async def run_dense(self, tile, rows, bits):
+        return self.dense(tile, rows, bits)
+
+    async def run_add(self, constants, q1, q2):
+        return self.add(constants, q1, q2)
 
 
 def _host_layer(l, x):

@@ -28,6 +28,7 @@ from rtl.uart_bridge import OP, STATUS_BITS, FpgaTop, FrameFormat, decode_out, e
     encode_cfg, encode_chan, encode_weight
 
 from . import runner
+from .network_check import SyncDriver
 
 __all__ = ["UartEngine", "SimLine", "SerialLine", "DRIVER_SOURCE", "TOP_NAME"]
 
@@ -126,7 +127,7 @@ class SerialLine:
         self._s.close()
 
 
-class UartEngine:
+class UartEngine(SyncDriver):
     """The layer engine behind the pin-level top, driven through ``line`` (``geom``: the
     engine's :class:`EngineGeometry`)."""
 
@@ -199,12 +200,3 @@ class UartEngine:
         y = collect_add(g, outs, R, K).reshape(-1)[:a.size].reshape(q1.shape)
         return y, np.zeros_like(y)
 
-    # the driver interface of sim.network_check
-    async def load_tile(self, tile):
-        self.load(tile)
-
-    async def run_dense(self, tile, rows, bits):
-        return self.dense(tile, rows, bits)
-
-    async def run_add(self, constants, q1, q2):
-        return self.add(constants, q1, q2)
