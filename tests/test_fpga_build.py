@@ -144,3 +144,21 @@ def test_fpga_run_bad_input(tmp_path):
     r = _dqt("fpga", "run", str(art), "--preset", "ecp5-25k", "--sim", "--modes", "3")
     assert r.returncode == 2 and "mode bits=3 is not in the candidate set" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_sim_preset_bad_input(tmp_path):
+    """``dqt sim --preset``: options that do not apply to the UART path, a gate-level run
+    without a preset, and the ECP5 netlist (no DSP model) are refused before any build."""
+    art = tmp_path / "net"
+    random_network(art, seed=3)
+    r = _dqt("sim", str(art), "--preset", "ecp5-25k", "--engine", '{"lanes": 2}')
+    assert r.returncode == 2 and "--engine does not apply with --preset" in r.stderr
+    r = _dqt("sim", str(art), "--netlist", "gate")
+    assert r.returncode == 2 and "--netlist gate needs --preset" in r.stderr
+    r = _dqt("sim", str(art), "--preset", "ecp5-25k", "--netlist", "gate")
+    assert r.returncode == 2 and "no simulation model of the ecp5 DSP block" in r.stderr
+    r = _dqt("fpga", "run", str(art), "--preset", "ecp5-25k", "--port", "/dev/null",
+             "--netlist", "gate")
+    assert r.returncode == 2 and "--netlist gate runs the synthesized netlist in simulation" \
+        in r.stderr
+    assert "Traceback" not in r.stderr
