@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    from rtl.fpga import PRESETS, _GATE_PRESETS
+    from rtl.fpga import PRESETS, gate_presets
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--artifact", help="network for the gate-level run (default: none)")
     p.add_argument("--images", type=int, default=2)
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             row.update(json.loads(r.stdout.strip().splitlines()[-1]))
         else:
             row["error"] = r.stderr.strip().splitlines()[-1:]
-        if a.artifact and s in _GATE_PRESETS():
+        if a.artifact and s in gate_presets():
             t0 = time.monotonic()
             g = subprocess.run(dqt + ["sim", a.artifact, "--preset", s, "--netlist", "gate",
                                       "--images", str(a.images), "--json"] +

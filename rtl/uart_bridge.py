@@ -33,8 +33,9 @@ from amaranth.lib.wiring import In, Out
 from ._common import RTLParamError, bits_width, ceil_log2, check_int
 from .engine import Engine
 from .engine_protocol import EngineGeometry
+from .fpga import TOP
 
-__all__ = ["OP", "FrameFormat", "UartRx", "UartTx", "HostBridge", "FpgaTop", "PLLS",
+__all__ = ["OP", "FrameFormat", "UartRx", "UartTx", "HostBridge", "FpgaTop", "PLLS", "TOP",
            "encode_cfg", "encode_weight", "encode_chan", "encode_beat", "decode_out",
            "STATUS_BITS"]
 
@@ -353,6 +354,12 @@ class FpgaTop(Elaboratable):
     @property
     def ports(self):
         return [self.clk_in, self.uart_rx, self.uart_tx, self.led]
+
+    def verilog(self) -> str:
+        """Verilog of this top as module :data:`TOP` (no source locations: reproducible)."""
+        from amaranth.back import verilog
+        return verilog.convert(self, name=TOP, ports=self.ports, emit_src=False,
+                               strip_internal_attrs=True)
 
     def elaborate(self, platform):
         m = Module()

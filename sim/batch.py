@@ -376,7 +376,6 @@ class BatchEngine(SyncDriver):
         return y, np.repeat(out["cycle"], g.pes)[:a.size].reshape(shape)
 
 
-
 def _geometry(d: dict) -> EngineGeometry:
     cands = d.get("candidates")
     full = list(range(1, d["n"] + 1))

@@ -24,7 +24,7 @@ import numpy as np
 from golden.formats import DQTValueError
 from rtl.engine_protocol import EngineGeometry, add_input_beats, collect_add, collect_dense, \
     dense_input_beats, plan_add
-from rtl.uart_bridge import OP, STATUS_BITS, FpgaTop, FrameFormat, decode_out, encode_beat, \
+from rtl.uart_bridge import OP, STATUS_BITS, TOP, FpgaTop, FrameFormat, decode_out, encode_beat, \
     encode_cfg, encode_chan, encode_weight
 
 from . import runner
@@ -33,7 +33,7 @@ from .network_check import SyncDriver
 __all__ = ["UartEngine", "SimLine", "SerialLine", "DRIVER_SOURCE", "TOP_NAME"]
 
 DRIVER_SOURCE = Path(__file__).resolve().with_name("uart_driver.cpp")
-TOP_NAME = "dqt_fpga_top"
+TOP_NAME = TOP
 
 
 class SimLine:
@@ -44,7 +44,6 @@ class SimLine:
 
     def __init__(self, engine_params: dict, divisor: int = 4, source=None, defines=(),
                  include=None):
-        from amaranth.back import verilog
         from .batch import _LIB_NAME, verilate_shared
         reason = runner.missing_reason("verilator")
         if reason:
@@ -52,10 +51,7 @@ class SimLine:
         self.top = FpgaTop(engine_params, family=None, divisor=divisor)
         self.divisor = divisor
         self.geom = self.top.engine.geometry
-        gen = {}
-        if source is None:
-            gen[f"{TOP_NAME}.v"] = verilog.convert(self.top, name=TOP_NAME, ports=self.top.ports,
-                                                   emit_src=False, strip_internal_attrs=True)
+        gen = {} if source is not None else {f"{TOP_NAME}.v": self.top.verilog()}
         args = ["--cc", "--exe", "--build", "-O3", "--top-module", TOP_NAME, "-j", "2",
                 "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared", "-o", _LIB_NAME] + \
             [f"-Wno-{w}" for w in runner.VERILATOR_WAIVERS] + \
