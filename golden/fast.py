@@ -25,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni", "i16_plan", "kernel_order", "layer_plan"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni", "i16_plan", "vnni_plan", "vnni_acc", "kernel_order", "layer_plan"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -202,7 +202,7 @@ def code_plan(K: int, bits: int):
 # behind it, it may; on this project's AVX2 machines it is a plain loop (0.6 GMAC/s per core
 # against 23 for sgemm). "auto" therefore measures both once per process (gemm_kernel).
 
-KERNELS = ("auto", "f32", "int8", "u8", "i16")
+KERNELS = ("auto", "f32", "int8", "u8", "i16", "vnni")
 _KERNEL = None
 _ORDER = None
 
@@ -218,6 +218,38 @@ def i16_plan(K: int, bits: int):
     if not 1 <= bits <= 15 or K * ((1 << bits) - 1) * (1 << (bits - 1)) > _I32_MAX:
         return None
     return "i16", K
+
+
+# --- vnni kernel (golden/native/vnni_linear.c, AVX-512 VNNI vpdpbusd, whole layer fused) -------
+# Four u8 x s8 products added in full precision into an int32 lane (the non-saturating
+# vpdpbusd), then int32 sums. Codes go in uncentred: x_b in [0, 2^b - 1] (u8), w_b in
+# [-2^(b-1), 2^(b-1) - 1] (s8), so b <= 8; exact when K (2^b - 1) 2^(b-1) <= 2^31 - 1. The
+# kernel also does the activations' nested shift and the finish (s << k2) + bias with the
+# accumulator's overflow policy, so a linear layer is one pass (golden.layers._fast_acc).
+
+def vnni_plan(K: int, bits: int):
+    """("vnni", K) when the native vnni kernel's int32 sums are exact, else None."""
+    if not 1 <= bits <= 8 or K * ((1 << bits) - 1) * (1 << (bits - 1)) > _I32_MAX:
+        return None
+    return "vnni", K
+
+
+def vnni_acc(x, p, bias_eff, acc_spec):
+    """A linear layer's ``(acc, overflowed)`` through the fused vnni kernel: ``x`` [N, K]
+    unsigned n-bit codes, ``p`` prepared weights with the vnni plan, ``bias_eff`` in master
+    units. Codes outside the n-bit range raise, naming the value and the range."""
+    from . import native
+    from .formats import DQTValueError, IntFormat, NestedMode, Overflow
+    fmt = IntFormat(p.n, False)
+    out = fmt.at(p.bits)
+    acc, over, bad = native.vnni_linear(
+        x, p.wmat, p.n - p.bits, NestedMode.parse(p.mode) is NestedMode.ROUND,
+        (fmt.lo, fmt.hi), (out.lo, out.hi), bias_eff, 2 * (p.n - p.bits),
+        (acc_spec.lo, acc_spec.hi), acc_spec.overflow is Overflow.SATURATE)
+    if bad:
+        fmt.check(np.asarray(x), "q")  # raises with the offending value and the range
+        raise DQTValueError("codes outside the format range")
+    return acc, over
 
 
 # --- u8 x s8 kernel (fbgemm) -------------------------------------------------------------------
@@ -335,6 +367,13 @@ def _probe_fastest(torch, candidates) -> list:
         fns["i16"] = lambda: native.i16_gemm(x16, pack16)
     if "int8" in candidates:
         fns["int8"] = lambda: torch._int_mm(a, b)
+    if "vnni" in candidates:
+        from . import native
+        xv = (af + 64).numpy().astype(np.uint8)
+        packv = native.vnni_pack(bf.T.numpy().astype(np.int8))
+        zero = np.zeros(512, np.int64)
+        fns["vnni"] = lambda: native.vnni_linear(xv, packv, 0, False, (0, 255), (0, 255), zero,
+                                                 0, (-(1 << 62), 1 << 62), True)
     if "u8" in candidates:
         xu = (af + 64).numpy()
         packs = u8_pack(bf.T.numpy(), 512)
@@ -356,7 +395,7 @@ def kernel_order() -> list:
     bound holds for its (K, b), and "f32" (always exact, chunked if need be) is last.
 
     ``DQT_GOLDEN_KERNEL`` = auto (default: every available kernel, fastest first, measured
-    once per process), or f32, int8, u8 or i16 (that one, then f32)."""
+    once per process), or f32, int8, u8, i16 or vnni (that one, then f32)."""
     global _ORDER
     if _ORDER is None:
         from .formats import DQTValueError
@@ -366,15 +405,17 @@ def kernel_order() -> list:
         torch = _torch()
         from . import native
         have = {"f32": True, "int8": torch is not None and hasattr(torch, "_int_mm"),
-                "u8": torch is not None and u8_available(), "i16": native.i16_available()}
+                "u8": torch is not None and u8_available(), "i16": native.i16_available(),
+                "vnni": native.vnni_available()}
         if want != "auto" and not have[want]:
             need = {"int8": "torch with torch._int_mm", "u8": "torch with the fbgemm engine",
-                    "i16": "a C compiler and an AVX2 CPU"}.get(want, "")
+                    "i16": "a C compiler and an AVX2 CPU",
+                    "vnni": "a C compiler and an AVX-512 VNNI CPU"}.get(want, "")
             raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs {need}")
         if want != "auto":
             _ORDER = [want] + (["f32"] if want != "f32" else [])
         elif torch is None:  # not kept: torch may be switched back on (DQT_GOLDEN_TORCH)
-            return (["i16"] if have["i16"] else []) + ["f32"]
+            return [k for k in ("vnni", "i16") if have[k]] + ["f32"]
         else:
             ranked = _probe_fastest(torch, [k for k, ok in have.items() if ok])
             _ORDER = ranked[:ranked.index("f32") + 1]  # f32 is exact everywhere: stop there
@@ -383,8 +424,8 @@ def kernel_order() -> list:
 
 def gemm_kernel() -> str:
     """The preferred exact GEMM kernel for linear layers (the first of :func:`kernel_order`):
-    "u8" (fbgemm u8 x s8, b <= 7), "i16" (native vpmaddwd), "int8" (torch._int_mm) or
-    "f32" (sgemm)."""
+    "vnni" (native vpdpbusd, the whole layer fused), "u8" (fbgemm u8 x s8, b <= 7), "i16"
+    (native vpmaddwd), "int8" (torch._int_mm) or "f32" (sgemm)."""
     if _KERNEL is not None:  # set by tests to force one kernel
         return _KERNEL
     return kernel_order()[0]
@@ -401,6 +442,7 @@ def layer_plan(K: int, bits: int, kind: str):
             continue
         plan = {"u8": lambda: kind == "linear" and u8_plan(K, bits),
                 "i16": lambda: kind == "linear" and i16_plan(K, bits),
+                "vnni": lambda: kind == "linear" and vnni_plan(K, bits),
                 "int8": lambda: kind == "linear" and int8_exact(K, bits) and ("i8", K)}[k]()
         if plan:
             return plan
@@ -418,6 +460,8 @@ def kernel_name(plan, K: int, onednn: bool = False) -> str:
         return "fbgemm-u8s8s32" + ("" if chunk >= K else f"-chunked{chunk}")
     if path == "i16":
         return "native-i16-vpmaddwd"
+    if path == "vnni":
+        return "native-vnni-vpdpbusd"
     if path == "f32":
         return ("torch-sgemm-f32" if _torch() is not None else "blas-sgemm-f32") + \
             ("" if chunk >= K else f"-chunked{chunk}")

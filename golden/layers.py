@@ -88,9 +88,9 @@ class PreparedWeights:
         self.shape = tuple(w.shape)
         K = int(np.prod(w.shape[1:]))
         self.plan = _fast.layer_plan(K, bits, kind)
-        int8, u8, i16 = (self.plan[0] == k for k in ("i8", "u8", "i16"))
+        int8, u8, i16, vnni = (self.plan[0] == k for k in ("i8", "u8", "i16", "vnni"))
         self.dtype = dt = {"i8": np.int8, "f32": np.float32, "u8": np.float32, "i16": np.int16,
-                           "f64": np.float64, "int": np.int64}[self.plan[0]]
+                           "vnni": np.int8, "f64": np.float64, "int": np.int64}[self.plan[0]]
         wb = _fast.shift_codes(w, n, bits, mode, True, dt)
         O = wb.shape[0]
         # sum_k w_b: exact in binary64 (|sum| <= K * 2^(b-1) << 2^53)
@@ -108,9 +108,9 @@ class PreparedWeights:
             self.wmat = _fast._torch().from_numpy(_fast.row_major(self.wmat.T))
         elif u8:  # fbgemm's packed weights, one per K chunk
             self.wmat = _fast.u8_pack(self.wmat, self.plan[1])
-        elif i16:  # the native kernel's panels
+        elif i16 or vnni:  # the native kernel's panels
             from . import native
-            self.wmat = native.i16_pack(self.wmat)
+            self.wmat = (native.i16_pack if i16 else native.vnni_pack)(self.wmat)
 
     def check(self, w, n, bits, mode, kind):
         got = (tuple(np.shape(w)), n, bits, str(mode), kind)
@@ -136,12 +136,14 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared=No
     plan, dt = p.plan, p.dtype
     # Activations are shifted straight into the GEMM's dtype and centred by -c (the plan's
     # bound assumes it); c * sum_k w_b goes back in through the bias, in master units.
-    # fbgemm's u8 operand and the i16 kernel take them as they are (c = 0).
-    c = 0 if plan[0] in ("u8", "i16") else 1 << (bits - 1)
+    # fbgemm's u8 operand and the native kernels take them as they are (c = 0).
+    c = 0 if plan[0] in ("u8", "i16", "vnni") else 1 << (bits - 1)
     k2 = 2 * (n - bits)
     bias_eff = np.asarray(bias, dtype=_I64) + ((c * p.wsum) << k2)
     if p.onednn:
         return _fast.onednn_conv_acc(x, p.wb, bias_eff, n, bits, mode, stride, padding, acc)
+    if plan[0] == "vnni":  # shift, GEMM and finish in one native pass
+        return _fast.vnni_acc(x, p, bias_eff, acc)
     xb = _fast.shift_codes(x, n, bits, mode, False, dt, offset=-c)
     if kind == "linear":
         s = _fast.planned_gemm(xb, p.wmat, plan)

@@ -1,13 +1,20 @@
-"""The golden fast path's native i16 kernel: ``golden/native/i16gemm.c`` built at run time.
+"""The golden fast path's native kernels, C files under ``golden/native/`` built at run time.
 
-An exact int16 x int16 -> int32 GEMM on AVX2's ``vpmaddwd`` (docs/arithmetic.md §9, "The
-i16 kernel"). No maintained library here exposes one: fbgemm and oneDNN's int8 GEMMs use
-``vpmaddubsw``, which saturates pairs of 8-bit products on AVX2, and MKL's
-``cblas_gemm_s16s16s32`` is not exported by the torch wheel. The C file is compiled once per
-machine (``cc -O3 -mavx2``) into ``build/native/<hash>/`` (hash of the source, the compiler
-and its flags) and loaded with ctypes; without a C compiler or AVX2 the kernel is simply not
-available and the float plan runs. Rows are split between threads of this process (a ctypes
-call releases the GIL).
+- ``i16gemm.c``: an exact int16 x int16 -> int32 GEMM on AVX2's ``vpmaddwd``
+  (docs/arithmetic.md §9, "The i16 kernel"). No maintained library here exposes one: fbgemm
+  and oneDNN's int8 GEMMs use ``vpmaddubsw``, which saturates pairs of 8-bit products on AVX2,
+  and MKL's ``cblas_gemm_s16s16s32`` is not exported by the torch wheel.
+- ``vnni_linear.c``: a whole linear layer on AVX-512 VNNI's ``vpdpbusd`` (u8 x s8 into int32,
+  no pair saturation), fused: nested shift of the activations, GEMM, shift back, bias and the
+  accumulator's overflow policy in one pass (§9, "The vnni kernel"). fbgemm runs the same
+  instruction, but only behind a float-in/float-out operator that costs a conversion on each
+  side, and the shift and the finish would each be another pass over memory.
+
+Each C file is compiled once per machine (``cc -O3`` with its flags) into
+``build/native/<hash>/`` (hash of the source, the compiler and its flags) and loaded with
+ctypes; without a C compiler or the CPU feature the kernel is simply not available and the
+next plan runs. Rows are split between threads of this process (a ctypes call releases the
+GIL).
 """
 from __future__ import annotations
 
@@ -23,14 +30,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["i16_available", "i16_pack", "i16_gemm", "cpu_flags", "NR"]
+__all__ = ["i16_available", "i16_pack", "i16_gemm", "vnni_available", "vnni_pack", "vnni_linear",
+           "cpu_flags", "NR", "VNNI_NR"]
 
-SOURCE = Path(__file__).resolve().with_name("native") / "i16gemm.c"
+_DIR = Path(__file__).resolve().with_name("native")
+SOURCE = _DIR / "i16gemm.c"
+VNNI_SOURCE = _DIR / "vnni_linear.c"
 FLAGS = ["-O3", "-mavx2", "-shared", "-fPIC"]
+VNNI_FLAGS = ["-O3", "-mavx2", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni",
+              "-fopenmp", "-shared", "-fPIC"]
 NR = 16  # columns per packed panel (i16gemm.c)
+VNNI_NR = 64  # columns per packed panel (vnni_linear.c)
 
-_LIB = None
-_TRIED = False
+_LIBS = {}  # library name -> loaded CDLL or None (not available)
 _POOL = None  # (executor, its worker count)
 
 
@@ -56,36 +68,62 @@ def _build_dir() -> Path:
         return Path(tempfile.gettempdir()) / "dqt-native"
 
 
-def _load():
-    """The compiled library, or None (no AVX2, no compiler, or the build failed)."""
-    global _LIB, _TRIED
-    if _TRIED:
-        return _LIB
-    _TRIED = True
+def _compile(name: str, source: Path, flags: list, needs: tuple):
+    """``source`` compiled with ``flags`` into lib<name>.so (cached), or None: switched off
+    (DQT_GOLDEN_NATIVE=0), no C compiler, a CPU flag of ``needs`` missing, or the build
+    failed."""
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if os.environ.get("DQT_GOLDEN_NATIVE", "1") == "0" or not cc or "avx2" not in cpu_flags():
+    if os.environ.get("DQT_GOLDEN_NATIVE", "1") == "0" or not cc or \
+            not set(needs) <= cpu_flags():
         return None
-    h = hashlib.sha256(SOURCE.read_bytes())
-    h.update(" ".join([cc, *FLAGS]).encode())
+    h = hashlib.sha256(source.read_bytes())
+    h.update(" ".join([cc, *flags]).encode())
     h.update(str(Path(cc).resolve().stat().st_mtime_ns).encode())
     d = _build_dir() / h.hexdigest()[:16]
-    lib = d / "libdqt_i16gemm.so"
+    lib = d / f"lib{name}.so"
     if not lib.is_file():
         d.mkdir(parents=True, exist_ok=True)
         tmp = d / f"lib.tmp{os.getpid()}.so"
-        r = subprocess.run([cc, *FLAGS, "-o", str(tmp), str(SOURCE)], capture_output=True,
+        r = subprocess.run([cc, *flags, "-o", str(tmp), str(source)], capture_output=True,
                            text=True)
         if r.returncode or not tmp.is_file():
             return None
         os.replace(tmp, lib)
-    L = ctypes.CDLL(str(lib))
-    P16, P32, i64 = ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(ctypes.c_int32), ctypes.c_int64
-    L.dqt_i16_pack.argtypes = [P16, i64, i64, P16]
-    L.dqt_i16_pack.restype = None
-    L.dqt_i16_gemm.argtypes = [P16, i64, i64, i64, i64, P16, i64, P32]
-    L.dqt_i16_gemm.restype = None
-    _LIB = L
-    return _LIB
+    return ctypes.CDLL(str(lib))
+
+
+P8 = ctypes.POINTER(ctypes.c_int8)
+P16, P32 = ctypes.POINTER(ctypes.c_int16), ctypes.POINTER(ctypes.c_int32)
+I64, INT = ctypes.c_int64, ctypes.c_int
+
+
+def _load():
+    """The i16 library, or None (no AVX2, no compiler, or the build failed)."""
+    if "i16" not in _LIBS:
+        L = _compile("dqt_i16gemm", SOURCE, FLAGS, ("avx2",))
+        if L is not None:
+            L.dqt_i16_pack.argtypes = [P16, I64, I64, P16]
+            L.dqt_i16_pack.restype = None
+            L.dqt_i16_gemm.argtypes = [P16, I64, I64, I64, I64, P16, I64, P32]
+            L.dqt_i16_gemm.restype = None
+        _LIBS["i16"] = L
+    return _LIBS["i16"]
+
+
+def _load_vnni():
+    """The vnni library, or None (no AVX-512 VNNI, no compiler, or the build failed)."""
+    if "vnni" not in _LIBS:
+        L = _compile("dqt_vnni_linear", VNNI_SOURCE, VNNI_FLAGS,
+                     ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+        if L is not None:
+            L.dqt_vnni_pack.argtypes = [P8, I64, I64, P8]
+            L.dqt_vnni_pack.restype = None
+            VP = ctypes.c_void_p  # arrays go in as their addresses (.ctypes.data): cheaper
+            L.dqt_vnni_linear.argtypes = [VP, INT, I64, I64, I64, INT, INT, I64, I64, I64, I64,
+                                          VP, I64, VP, I64, I64, I64, INT, VP, VP, INT]
+            L.dqt_vnni_linear.restype = I64
+        _LIBS["vnni"] = L
+    return _LIBS["vnni"]
 
 
 def i16_available() -> bool:
@@ -113,10 +151,27 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _run_rows(fn, M: int, align: int, head: tuple, tail: tuple, min_rows: int = 64) -> list:
+    """``fn(*head, m0, m1, *tail)`` over rows [0, M), split between this process's threads at
+    multiples of ``align`` (at least ``min_rows`` rows each); the calling thread takes the last
+    share. The calls' results, in row order."""
+    global _POOL
+    th = min(_threads(), max(1, M // min_rows))
+    if th == 1:
+        return [fn(*head, 0, M, *tail)]
+    if _POOL is None or _POOL[1] < th - 1:
+        _POOL = (ThreadPoolExecutor(th - 1, thread_name_prefix="dqt-native"), th - 1)
+    cuts = [min(M, (M * i // th + align - 1) // align * align) for i in range(th + 1)]
+    cuts[-1] = M
+    spans = [(a, b) for a, b in zip(cuts, cuts[1:]) if a < b]
+    futs = [_POOL[0].submit(fn, *head, a, b, *tail) for a, b in spans[:-1]]
+    last = fn(*head, *spans[-1], *tail)
+    return [f.result() for f in futs] + [last]
+
+
 def i16_gemm(x, pack) -> np.ndarray:
     """x [M, K] (int16 values; padded here to even K) @ w.T -> int32 [M, N], rows split
     between this process's threads."""
-    global _POOL
     packed, N, K = pack
     x = np.asarray(x)
     M = x.shape[0]
@@ -126,19 +181,55 @@ def i16_gemm(x, pack) -> np.ndarray:
     else:
         xa = x
     c = np.empty((M, N), dtype=np.int32)
-    lib = _load()
-    args = (_p(xa, ctypes.c_int16), xa.shape[1])
-    tail = (K, _p(packed, ctypes.c_int16), N, _p(c, ctypes.c_int32))
-    th = min(_threads(), max(1, M // 64))
-    if th == 1:
-        lib.dqt_i16_gemm(*args, 0, M, *tail)
-        return c
-    if _POOL is None or _POOL[1] < th:
-        _POOL = (ThreadPoolExecutor(th, thread_name_prefix="dqt-i16"), th)
-    cuts = [min(M, (M * i // th + 3) // 4 * 4) for i in range(th + 1)]
-    cuts[-1] = M
-    futs = [_POOL[0].submit(lib.dqt_i16_gemm, *args, cuts[i], cuts[i + 1], *tail)
-            for i in range(th) if cuts[i] < cuts[i + 1]]
-    for f in futs:
-        f.result()
+    _run_rows(_load().dqt_i16_gemm, M, 4, (_p(xa, ctypes.c_int16), xa.shape[1]),
+              (K, _p(packed, ctypes.c_int16), N, _p(c, ctypes.c_int32)))
     return c
+
+
+# --- the vnni kernel (vnni_linear.c) ------------------------------------------------------------
+
+def vnni_available() -> bool:
+    return _load_vnni() is not None
+
+
+def vnni_pack(w) -> tuple:
+    """Signed weight codes [N, K] (int8 values) packed for :func:`vnni_linear`:
+    ``(packed, N, K)``."""
+    w = np.ascontiguousarray(w, dtype=np.int8)
+    N, K = w.shape
+    packed = np.zeros(((N + VNNI_NR - 1) // VNNI_NR) * ((K + 3) // 4) * VNNI_NR * 4, dtype=np.int8)
+    _load_vnni().dqt_vnni_pack(_p(w, ctypes.c_int8), N, K, _p(packed, ctypes.c_int8))
+    return packed, N, K
+
+
+# the activation dtypes the kernel reads as they are (others are converted to int64 first)
+_VNNI_XSIZE = {np.dtype(np.int64): 8, np.dtype(np.int32): 4, np.dtype(np.int16): 2,
+               np.dtype(np.int8): 1, np.dtype(np.uint8): -1}
+
+
+def vnni_linear(x, pack, k: int, rnd: bool, in_range: tuple, out_range: tuple, bias, k2: int,
+                acc_range: tuple, saturate: bool):
+    """A linear layer's accumulator in one pass: the activation codes x [M, K] shifted by k
+    (floor, or round with the clamp to ``out_range``), the int32 sums with the packed weights,
+    then ``(s << k2) + bias`` under the accumulator's policy (clamp to ``acc_range`` when
+    ``saturate``, else wrap). Returns ``(acc int64 [M, N], overflowed bool [M, N], bad)``,
+    ``bad`` the number of codes of x outside ``in_range`` (the outputs are then garbage)."""
+    packed, N, K = pack
+    x = np.asarray(x)
+    if x.dtype not in _VNNI_XSIZE:
+        x = x.astype(np.int64)
+    x = np.ascontiguousarray(x)
+    M = x.shape[0]
+    bias = np.ascontiguousarray(bias, dtype=np.int64)
+    acc = np.empty((M, N), dtype=np.int64)
+    over = np.empty((M, N), dtype=np.bool_)
+    if M == 0 or N == 0:
+        return acc, over, 0
+    # the kernel splits the rows between its own threads (vnni_linear.c, "threads")
+    bad = _load_vnni().dqt_vnni_linear(
+        x.ctypes.data, _VNNI_XSIZE[x.dtype], K, M, K, k, int(rnd), *in_range, *out_range,
+        packed.ctypes.data, N, bias.ctypes.data, k2, *acc_range, int(saturate),
+        acc.ctypes.data, over.ctypes.data, _threads())
+    if bad < 0:
+        raise MemoryError("vnni_linear: no memory for the activation buffer")
+    return acc, over, int(bad)

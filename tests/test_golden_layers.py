@@ -408,3 +408,102 @@ def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypat
         f = layers.qdense_acc(*args, impl="fast", prepared=prep)
         r = layers.qdense_acc(*args, impl="reference")
         assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+# --- the vnni kernel (native vpdpbusd, the whole linear layer fused) ------------------------------
+
+def _need_vnni():
+    from golden import native
+    if not native.vnni_available():
+        pytest.skip("no C compiler or no AVX-512 VNNI: the native vnni kernel is not built")
+
+
+@pytest.mark.parametrize("bits,K,plan", [
+    (8, 65793, ("vnni", 65793)),  # 65793 * 255 * 128 = 2^31 - 128: fits int32
+    (8, 65794, None),             # one term more could leave int32
+    (1, 1, ("vnni", 1)),
+    (9, 1, None),                 # 9-bit activation codes do not fit u8
+])
+def test_vnni_plan_bounds(bits, K, plan):
+    """Directed corner cases of K (2^b - 1) 2^(b-1) <= 2^31 - 1 and b <= 8."""
+    assert fast.vnni_plan(K, bits) == plan
+
+
+@pytest.mark.parametrize("bits", [1, 2, 4, 6, 7, 8])
+@pytest.mark.parametrize("pattern", ["max", "mixed", "random"])
+@pytest.mark.parametrize("shape", [(7, 5000, 6), (130, 301, 50), (1, 1, 1), (13, 7, 65),
+                                   (11, 33, 130)])
+def test_vnni_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypatch):
+    """The largest activation code against the most negative weight on every term, extremes
+    mixed, and random codes, through the fused native kernel (micro-tiles of 6 rows and
+    panels of 64 columns with remainders, K not a multiple of 4, row blocks over threads),
+    both nested modes, both overflow policies with an accumulator narrow enough to hit them:
+    equal to the int64 reference, values and overflow flags."""
+    _need_vnni()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    rng = np.random.default_rng(bits * 7 + shape[0])
+    M, K, N = shape
+    if pattern == "max":
+        x, w = np.full((M, K), 255), np.full((N, K), -128)
+    elif pattern == "mixed":
+        x, w = rng.choice([0, 255], (M, K)), rng.choice([-128, 127], (N, K))
+    else:
+        x, w = rng.integers(0, 256, (M, K)), rng.integers(-128, 128, (N, K))
+    for mode in ("round", "floor"):
+        prep = layers.prepare_weights(w, 8, bits, mode, "linear")
+        assert prep.plan[0] == "vnni" and prep.kernel == "native-vnni-vpdpbusd"
+        for width, policy in ((acc_width_rule(8, K) + 1, "wrap"), (12, "wrap"), (12, "saturate")):
+            acc = AccumulatorSpec(width, policy)
+            args = (x, w, rng.integers(-3000, 3000, N), 8, bits, mode, acc, "linear")
+            f = layers.qdense_acc(*args, impl="fast", prepared=prep)
+            r = layers.qdense_acc(*args, impl="reference")
+            assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint8, np.int8, np.uint16])
+def test_vnni_kernel_reads_every_activation_dtype(dtype, monkeypatch):
+    """Codes arrive as int64 from the network and as narrower arrays from users: the kernel
+    reads each width as it is (uint16 is widened first)."""
+    _need_vnni()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    rng = np.random.default_rng(3)
+    hi = 128 if dtype is np.int8 else 256
+    x, w = rng.integers(0, hi, (40, 77)).astype(dtype), rng.integers(-128, 128, (9, 77))
+    args = (x, w, rng.integers(-50, 50, 9), 8, 4, "round", AccumulatorSpec(20), "linear")
+    f = layers.qdense_acc(*args, impl="fast")
+    r = layers.qdense_acc(*args, impl="reference")
+    assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
+
+
+@pytest.mark.parametrize("bad", [-1, 256])
+def test_vnni_kernel_rejects_codes_outside_the_format(bad, monkeypatch):
+    """An activation code outside [0, 255] raises, naming the value and the range, as the
+    other paths do (the kernel counts them; nothing it wrote is returned)."""
+    _need_vnni()
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    x = np.zeros((50, 16), np.int64)
+    x[37, 5] = bad
+    with pytest.raises(DQTValueError, match=rf"{bad}.*\[0, 255\]"):
+        layers.qdense_acc(x, np.ones((3, 16), np.int64), np.zeros(3, np.int64), 8, 4, "floor",
+                          AccumulatorSpec(20), "linear", impl="fast")
+
+
+def test_vnni_kernel_runs_in_a_forked_child(monkeypatch):
+    """libgomp is not fork-safe: a child forked after a parallel region hangs in its next one.
+    The kernel runs single-threaded in a forked child (e.g. the report's process pool) and
+    still gives the reference result."""
+    _need_vnni()
+    import multiprocessing as mp
+    from golden import layers
+    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    rng = np.random.default_rng(5)
+    x, w = rng.integers(0, 256, (400, 300)), rng.integers(-128, 128, (70, 300))
+    args = (x, w, np.zeros(70, np.int64), 8, 4, "floor", AccumulatorSpec(30), "linear")
+    ref = layers.qdense_acc(*args, impl="reference")[0]
+    assert np.array_equal(layers.qdense_acc(*args, impl="fast")[0], ref)  # parallel region
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(layers.qdense_acc, args, {"impl": "fast"}).get(timeout=60)[0]
+    assert np.array_equal(got, ref)

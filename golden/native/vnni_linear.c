@@ -1,0 +1,265 @@
+/* A whole linear layer of the golden model on AVX-512 VNNI, fused (docs/arithmetic.md §9,
+ * "The vnni kernel"): the nested shift of the activation codes, the u8 x s8 GEMM with int32
+ * sums, and (s << k2) + bias with the accumulator's overflow policy, in one call per block of
+ * rows. Built at run time by golden/native.py (cached) and called through ctypes; Python
+ * threads split the rows (a call holds no GIL).
+ *
+ * The products are vpdpbusd (_mm512_dpbusd_epi32): four adjacent u8 x s8 products added in
+ * full precision into an int32 lane (no int16 pair sum, no saturation: the non-"s" form).
+ * Activations go in uncentred, x_b in [0, 2^b - 1], weights as they are, w_b in
+ * [-2^(b-1), 2^(b-1) - 1], so b <= 8; every partial sum is exact while
+ * K (2^b - 1) 2^(b-1) <= 2^31 - 1 (golden.fast.vnni_plan checks it).
+ *
+ * Weights are packed once per layer in panels of NR = 64 columns, K in quads:
+ * packed[((p K4 + q) NR + j) 4 + t] = W[NR p + j][4 q + t], zero padded to a multiple of 4
+ * terms and of NR columns.
+ */
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef NV
+#define NV 4          /* zmm vectors per panel row */
+#endif
+#define NR (16 * NV)  /* columns per panel */
+#ifndef MR
+#define MR 6          /* rows per micro-tile: 24 accumulators + 4 panel vectors in 32 zmm */
+#endif
+#ifndef PER_THREAD
+#define PER_THREAD 2  /* row blocks per thread */
+#endif
+#define MC 96         /* most rows of a block (shifted into the u8 buffer together) */
+
+void dqt_vnni_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
+    const int64_t k4 = (k + 3) / 4, panels = (n + NR - 1) / NR;
+    memset(packed, 0, (size_t)(panels * k4 * NR * 4));
+    for (int64_t p = 0; p < panels; ++p)
+        for (int64_t q = 0; q < k4; ++q)
+            for (int64_t j = 0; j < NR; ++j) {
+                const int64_t col = p * NR + j;
+                if (col >= n) continue;
+                int8_t *dst = packed + ((p * k4 + q) * NR + j) * 4;
+                for (int t = 0; t < 4; ++t)
+                    dst[t] = (4 * q + t < k) ? w[col * k + 4 * q + t] : 0;
+            }
+}
+
+/* The nested shift of one row of unsigned codes into u8 (golden.ops.nested_shift): floor
+ * v >> k, or round min(max((v + 2^(k-1)) >> k, lo), hi); codes outside [lo_in, hi_in] are
+ * counted (the caller raises). Branch-free so that it vectorizes. */
+#define SHIFT_ROW(T)                                                                          \
+    static int64_t shift_row_##T(const T *src, int64_t K, int k, int rnd, int64_t lo_in,      \
+                                 int64_t hi_in, int64_t lo, int64_t hi, uint8_t *dst) {       \
+        int64_t bad = 0;                                                                      \
+        const int64_t half = k > 0 ? ((int64_t)1 << (k - 1)) : 0;                             \
+        if (rnd && k > 0) {                                                                   \
+            for (int64_t i = 0; i < K; ++i) {                                                 \
+                const int64_t v = (int64_t)src[i];                                            \
+                bad += (v < lo_in) | (v > hi_in);                                             \
+                int64_t r = (v + half) >> k;                                                  \
+                r = r < lo ? lo : r;                                                          \
+                dst[i] = (uint8_t)(r > hi ? hi : r);                                          \
+            }                                                                                 \
+        } else {                                                                              \
+            for (int64_t i = 0; i < K; ++i) {                                                 \
+                const int64_t v = (int64_t)src[i];                                            \
+                bad += (v < lo_in) | (v > hi_in);                                             \
+                dst[i] = (uint8_t)(v >> k);                                                   \
+            }                                                                                 \
+        }                                                                                     \
+        return bad;                                                                           \
+    }
+SHIFT_ROW(int64_t)
+SHIFT_ROW(int32_t)
+SHIFT_ROW(int16_t)
+SHIFT_ROW(int8_t)
+SHIFT_ROW(uint8_t)
+
+typedef struct {
+    int64_t n, k2, alo, ahi, sat;
+    const int64_t *bias;
+    int64_t *acc;
+    uint8_t *over;
+} finish_t;
+
+/* (s << k2) + bias and the overflow policy for 16 int32 sums of one row, columns j0.. */
+static inline void finish16(__m512i s, int64_t row, int64_t j0, const finish_t *f) {
+    const __m512i lo = _mm512_set1_epi64(f->alo), hi = _mm512_set1_epi64(f->ahi);
+    const __m512i mod = _mm512_set1_epi64(f->ahi - f->alo);
+    const __m128i sh = _mm_cvtsi64_si128(f->k2), one = _mm_set1_epi8(1);
+    for (int h = 0; h < 2; ++h) {
+        const int64_t j = j0 + 8 * h, left = f->n - j;
+        if (left <= 0) return;
+        const __mmask8 m = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+        const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
+        __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), sh);
+        v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(m, f->bias + j));
+        const __mmask8 o = _mm512_cmplt_epi64_mask(v, lo) | _mm512_cmpgt_epi64_mask(v, hi);
+        const __m512i wrapped =
+            _mm512_add_epi64(_mm512_and_si512(_mm512_sub_epi64(v, lo), mod), lo);
+        const __m512i r = f->sat ? _mm512_min_epi64(_mm512_max_epi64(v, lo), hi) : wrapped;
+        _mm512_mask_storeu_epi64(f->acc + row * f->n + j, m, r);
+        _mm_mask_storeu_epi8(f->over + row * f->n + j, m, _mm_maskz_mov_epi8(o, one));
+    }
+}
+
+/* A ROWS x NR tile: a [ROWS, lda] u8, the panel [k4][NR][4] s8; then finish. */
+static inline __attribute__((always_inline)) void tile(const uint8_t *a, int64_t lda,
+                                                      const int ROWS, const int8_t *panel,
+                                                      int64_t k4, int64_t row0, int64_t j0,
+                                                      const finish_t *f) {
+    __m512i c[MR][NV];
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) c[r][v] = _mm512_setzero_si512();
+    for (int64_t q = 0; q < k4; ++q) {
+        const __m512i *bp = (const __m512i *)(panel + q * NR * 4);
+        __m512i b[NV];
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) b[v] = _mm512_loadu_si512(bp + v);
+#pragma GCC unroll 16
+        for (int r = 0; r < ROWS; ++r) {
+            int32_t quad;
+            memcpy(&quad, a + r * lda + 4 * q, sizeof quad);
+            const __m512i av = _mm512_set1_epi32(quad);
+#pragma GCC unroll 16
+            for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, b[v]);
+        }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r)
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) finish16(c[r][v], row0 + r, j0 + 16 * v, f);
+}
+
+typedef struct {
+    const void *x;
+    int xsize, k, rnd, sat;
+    int64_t ldx, K, lo_in, hi_in, lo, hi, n, k2, alo, ahi;
+    const int8_t *packed;
+    const int64_t *bias;
+    int64_t *acc;
+    uint8_t *over;
+} job_t;
+
+/* Rows [i0, i0 + rows) of the job, rows <= MC, through the u8 buffer abuf. Returns the
+ * number of input codes outside [lo_in, hi_in] (then nothing useful is written). */
+static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
+    const int64_t K = J->K, k4 = (K + 3) / 4, lda = 4 * k4, panels = (J->n + NR - 1) / NR;
+    const finish_t f = {J->n, J->k2, J->alo, J->ahi, J->sat, J->bias, J->acc, J->over};
+    int64_t bad = 0;
+    for (int64_t r = 0; r < rows; ++r) {
+        uint8_t *dst = abuf + r * lda;
+        const int64_t row = i0 + r;
+        const int k = J->k, rnd = J->rnd;
+        const int64_t a = J->lo_in, b = J->hi_in, lo = J->lo, hi = J->hi, off = row * J->ldx;
+#define SHIFT(T) bad += shift_row_##T((const T *)J->x + off, K, k, rnd, a, b, lo, hi, dst)
+        switch (J->xsize) {
+        case 8: SHIFT(int64_t); break;
+        case 4: SHIFT(int32_t); break;
+        case 2: SHIFT(int16_t); break;
+        case 1: SHIFT(int8_t); break;
+        default: SHIFT(uint8_t); break;
+        }
+#undef SHIFT
+        memset(dst + K, 0, (size_t)(lda - K));
+    }
+    if (bad) return bad;
+    for (int64_t p = 0; p < panels; ++p) {
+        const int8_t *panel = J->packed + p * k4 * NR * 4;
+        int64_t r = 0;
+        for (; r + MR <= rows; r += MR)
+            tile(abuf + r * lda, lda, MR, panel, k4, i0 + r, p * NR, &f);
+        const uint8_t *ar = abuf + r * lda;
+        switch (rows - r) {  /* the last rows, fewer than MR */
+#define TAIL(n) case n: tile(ar, lda, n, panel, k4, i0 + r, p * NR, &f); break;
+#if MR > 11
+        TAIL(11)
+#endif
+#if MR > 10
+        TAIL(10)
+#endif
+#if MR > 9
+        TAIL(9)
+#endif
+#if MR > 8
+        TAIL(8)
+#endif
+#if MR > 7
+        TAIL(7)
+#endif
+#if MR > 6
+        TAIL(6)
+#endif
+        TAIL(5) TAIL(4) TAIL(3) TAIL(2) TAIL(1)
+#undef TAIL
+        default: break;
+        }
+    }
+    return 0;
+}
+
+/* ---- threads ---------------------------------------------------------------------------
+ * OpenMP, because torch runs its own kernels (fbgemm, oneDNN, sgemm) on libgomp: this
+ * library loads the same libgomp.so.1 (the process has one copy, torch's when torch came
+ * first), so its parallel region runs on the threads torch's last region left spinning. A
+ * pool of its own would fight those spinning threads for the cores (measured 1.5x slower
+ * right after an fbgemm call on 2 cores) or pay a wake-up per call. Row blocks are handed
+ * out dynamically, so a thread that comes late only takes what is left. */
+
+/* libgomp is not fork-safe: a child forked after a parallel region hangs in its next one
+ * (torch's own kernels too). A forked child runs this kernel on its calling thread only. */
+static int g_forked;
+static void forked_child(void) { g_forked = 1; }
+__attribute__((constructor)) static void register_fork(void) {
+    pthread_atfork(NULL, NULL, forked_child);
+}
+
+static __thread uint8_t *t_buf;
+static __thread size_t t_cap;
+
+static uint8_t *thread_buffer(size_t need) {
+    if (need > t_cap) {
+        free(t_buf);
+        t_cap = (need + 4095) / 4096 * 4096;
+        t_buf = aligned_alloc(64, t_cap);
+        if (!t_buf) t_cap = 0;
+    }
+    return t_buf;
+}
+
+/* A linear layer, rows [0, M). x: [M, ldx] codes of `xsize` bytes (8, 4, 2, 1 signed;
+ * -1: uint8); n outputs; acc: [M, n] int64, over: [M, n] bool; threads: how many threads
+ * may work on it (the caller's included). Returns the number of input codes outside
+ * [lo_in, hi_in] (then the outputs are garbage), or -1 when out of memory. */
+int64_t dqt_vnni_linear(const void *x, int xsize, int64_t ldx, int64_t M, int64_t K, int k,
+                        int rnd, int64_t lo_in, int64_t hi_in, int64_t lo, int64_t hi,
+                        const int8_t *packed, int64_t n, const int64_t *bias, int64_t k2,
+                        int64_t alo, int64_t ahi, int sat, int64_t *acc, uint8_t *over,
+                        int threads) {
+    const job_t job = {x, xsize, k, rnd, sat, ldx, K, lo_in, hi_in, lo, hi, n, k2, alo, ahi,
+                       packed, bias, acc, over};
+    threads = threads < 1 || g_forked ? 1 : threads;
+    /* blocks of at least 4 tiles; about four per thread so that a late one can share */
+    int64_t chunk = (M + PER_THREAD * threads - 1) / (PER_THREAD * threads);
+    chunk = (chunk + MR - 1) / MR * MR;
+    chunk = chunk < 4 * MR ? 4 * MR : chunk > MC ? MC : chunk;
+    const int64_t blocks = (M + chunk - 1) / chunk, lda = 4 * ((K + 3) / 4);
+    if (blocks < threads) threads = (int)blocks;
+    int64_t bad = 0, oom = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad, oom)
+    {
+        uint8_t *abuf = thread_buffer((size_t)(chunk * lda + 64));
+        if (!abuf) ++oom;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t b = 0; b < blocks; ++b) {
+            if (!abuf) continue;
+            const int64_t i0 = b * chunk, rows = M - i0 < chunk ? M - i0 : chunk;
+            bad += block(&job, i0, rows, abuf);
+        }
+    }
+    return oom ? -1 : bad;
+}
