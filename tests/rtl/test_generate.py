@@ -136,11 +136,32 @@ def test_generate_is_deterministic_across_processes(tmp_path):
     outs = []
     for seed in ("1", "4242"):
         out = tmp_path / f"o{seed}"
-        env = dict(os.environ, PYTHONHASHSEED=seed)
+        # both processes convert (no cached Verilog), so Yosys's side is compared too
+        env = dict(os.environ, PYTHONHASHSEED=seed, DQT_VERILOG_CACHE="0")
         subprocess.run([sys.executable, "-m", "dqt", "rtl", "generate", "--out", str(out),
                         "--config", str(cfg), "--quiet"], check=True, env=env)
         outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
     assert outs[0] == outs[1]
+
+
+def test_cached_verilog_is_the_conversion_of_the_same_design(monkeypatch, tmp_path):
+    """to_verilog keeps Yosys's output under the hash of the RTLIL: a hit gives the bytes of
+    a fresh conversion without converting, and a changed design is converted anew."""
+    from amaranth.back import verilog
+
+    import rtl.generate as g
+    monkeypatch.setattr(g, "_verilog_cache_dir", lambda: tmp_path)
+    real = verilog._convert_rtlil_text
+    calls = []
+    monkeypatch.setattr(verilog, "_convert_rtlil_text",
+                        lambda text, **kw: calls.append(text) or real(text, **kw))
+    for n, pes in enumerate((2, 3, 2)):
+        make = lambda: g.build("nested_mac", g.resolve_params("nested_mac", {"pes": pes}))  # noqa: E731
+        fresh = verilog.convert(make(), name="dqt_m", emit_src=False, strip_internal_attrs=True)
+        got = g.to_verilog(make(), "dqt_m")
+        assert got == fresh
+    # three fresh conversions by verilog.convert, two by to_verilog: pes=2 a second time hit
+    assert len(calls) == 5 and len(list(tmp_path.glob("*.v"))) == 2
 
 
 def test_regenerating_removes_the_modules_it_no_longer_writes(tmp_path):
