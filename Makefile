@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto --maxschedchunk=2 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/dqt flow --out build/demo

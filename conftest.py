@@ -93,3 +93,12 @@ def pytest_runtest_call(item):
         raise AssertionError(f"{item.nodeid} passed but asserted nothing: a parametrized case "
                              "must check something (did it 'continue' past its assert?)")
     return result
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` (a minute or more each: place and route, gate-level runs, the
+    flow) run first. The suite runs on two workers (``make test``: ``-n auto`` with small
+    scheduling chunks), so a long test that started last would leave one worker idle for its
+    whole length; started first, the short ones fill in around it. The sort is stable, so
+    every worker collects the same order."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

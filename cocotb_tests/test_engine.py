@@ -123,6 +123,7 @@ async def residual_add(dut):
 ENGINE = dict(defaults.ENGINE)
 
 
+@pytest.mark.slow
 @pytest.mark.simulator
 @pytest.mark.parametrize("sim", ["verilator", "icarus"])
 def test_engine(engine_run, sim):

@@ -71,6 +71,7 @@ def _job_dirs():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.simulator
 @pytest.mark.parametrize("driver,stall", [("batch", False), ("batch", True), ("cocotb", False)])
 def test_network_every_layer_matches_golden(reports, driver, stall):

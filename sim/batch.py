@@ -40,7 +40,7 @@ __all__ = ["BatchEngine", "build_library", "verilate_shared", "run_now", "DRIVER
 DRIVER_SOURCE = Path(__file__).resolve().with_name("batch_driver.cpp")
 _LIB_NAME = "libdqt_engine_batch.so"
 #: Version of the build recipe below: bump when its arguments change meaning.
-_RECIPE = 1
+_RECIPE = 2
 
 
 class _Layout(ctypes.Structure):
@@ -164,9 +164,12 @@ def verilate_shared(name: str, top: str, sources, generated: dict, driver: Path,
         wrapper.write_text(("#define DQT_TRACE 1\n" if waves else "") +
                            f"#define VTOP V{top}\n#include \"V{top}.h\"\n"
                            f"#include \"{driver}\"\n")
-        # PCH: see sim.runner.build; a space inside a MAKEFLAGS variable is escaped
+        # PCH: see sim.runner.build; a space inside a MAKEFLAGS variable is escaped.
+        # OPT_SLOW=-O0: the run-once constructors; with toggle coverage a gate netlist's
+        # are two huge functions of coverage-point registrations, 76 of the 108 s of a
+        # serial build at -O1 (8 s at -O0), and no faster to run when optimised
         env = dict(os.environ, MAKEFLAGS="CFG_CXXFLAGS_PCH_I=-include OPT_FAST=" +
-                   opt.replace(" ", "\\ ") + " OPT_SLOW=-O1 OPT_GLOBAL=-O1")
+                   opt.replace(" ", "\\ ") + " OPT_SLOW=-O0 OPT_GLOBAL=-O1")
         t0 = time.monotonic()
         r = subprocess.run(["verilator", *args, "-Mdir", str(tmp), *map(str, sources),
                             *(str(tmp / fn) for fn in generated), str(wrapper)],

@@ -47,6 +47,7 @@ def test_stat_and_port_parsers():
                                   ("output", "y", 4, True)]
 
 
+@pytest.mark.slow
 @need("yosys")
 def test_fpga_flows_infer_dsps_and_memories_stay_macros(liberty):
     """The vendor flows start from the elaborated design (a multiplier lands on a DSP with

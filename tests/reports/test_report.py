@@ -43,6 +43,7 @@ def _check_files(out):
     return s
 
 
+@pytest.mark.slow
 @need("yosys", "sta", "nextpnr-ice40", "nextpnr-ecp5")
 def test_report_builds_and_parses(tiny_artifact, liberty, tmp_path):
     out = tmp_path / "rep"

@@ -104,6 +104,7 @@ def test_registry_build_and_port_table():
     assert len(instances_from_config(None)) == len(registry.DEFAULT_INSTANCES)
 
 
+@pytest.mark.slow
 @pytest.mark.tools
 def test_lint_and_yosys_synth_every_default_file(tmp_path):
     """Verilator --lint-only -Wall (documented waivers only) and Yosys ``synth -noabc`` of
