@@ -71,6 +71,10 @@ class Engine(wiring.Component):
         Supported precisions (default 1..n); other ``bits`` values mean full precision.
     add_bits : int
         Signed width of the residual-add constants M1..M3 (the low bits of the register).
+    deep_pipeline : bool
+        Three more registers in the product path (the memories' read data, the shifted
+        operands, the products: ``pipeline_latency`` 12 instead of 9), for FPGAs whose block
+        RAM clock-to-out and multiplier delay fill a cycle each (the ``ecp5-25k`` preset).
 
     Members
     -------
@@ -96,7 +100,8 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, n=8, lanes=2, pes=8, max_k=512, max_out=64, weight_depth=64,
-                 acc_max=32, m_bits=31, variant="right", candidates=None, add_bits=32):
+                 acc_max=32, m_bits=31, variant="right", candidates=None, add_bits=32,
+                 deep_pipeline=False):
         self._n = check_n(n)
         self._lanes = check_int("lanes", lanes, 1, 64)
         self._pes = check_int("pes", pes, 1, 64)
@@ -108,6 +113,9 @@ class Engine(wiring.Component):
         self._add_bits = check_int("add_bits", add_bits, 2, 32)
         self._variant = check_choice("variant", variant, VARIANTS)
         self._candidates = check_candidates(candidates, self._n)
+        if not isinstance(deep_pipeline, bool):
+            raise RTLParamError(f"deep_pipeline={deep_pipeline!r} must be true or false")
+        self._deep = deep_pipeline
         if self.kb_max > self._weight_depth:
             raise RTLParamError(f"weight_depth={weight_depth} must hold at least one group of "
                                 f"kb_max={self.kb_max} rows (max_k / pes)")
@@ -150,15 +158,17 @@ class Engine(wiring.Component):
     exact_width = property(lambda self: max(self._acc_max, 2 * self._n + ceil_log2(self._max_k))
                            + 1, doc="internal accumulator width (declared width + guard bits)")
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
-    pipeline_latency = property(lambda self: 9, doc="cycles from issuing a group's last beat "
-                                "to its output beat (dense mode, no back-pressure)")
+    deep_pipeline = property(lambda self: self._deep)
+    pipeline_latency = property(lambda self: 12 if self._deep else 9,
+                                doc="cycles from issuing a group's last beat to its output "
+                                "beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
     add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3,
                                    doc="cycles one add beat occupies (accept + chunks)")
     add_latency = property(lambda self: -(-self._pes // self.add_par) + 4,
                            doc="cycles from an accepted add beat to its output beat")
-    latency = property(lambda self: 9, doc="same as pipeline_latency")
+    latency = property(lambda self: self.pipeline_latency, doc="same as pipeline_latency")
 
     @property
     def geometry(self) -> EngineGeometry:
@@ -308,7 +318,9 @@ class Engine(wiring.Component):
 
     def _products(self, m, cfg, mem, ld, sq, adv):
         """S1: operands read; the shared activation row is nested-shifted once, then every
-        lane's products and their sum (S1 -> S2 register ``beat``)."""
+        lane's products and their sum (S1 -> S2 register ``beat``). With ``deep_pipeline``
+        three registers split it: the memories' read data (S1a), the shifted operands (S1b)
+        and the products (S1c), the sum and its shift back in the last cycle."""
         n, P, L, E = self._n, self._pes, self._lanes, self.exact_width
         v1, first1, last1, lastg1 = Signal(), Signal(), Signal(), Signal()
         g1 = Signal.like(sq.sq_group)
@@ -317,33 +329,62 @@ class Engine(wiring.Component):
             m.d.sync += [v1.eq(sq.issue), first1.eq(sq.s_first), last1.eq(sq.s_last),
                          lastg1.eq(sq.s_lastg), g1.eq(sq.sq_group),
                          bits1.eq(Mux(sq.rd_bank, ld.bank_bits[1], ld.bank_bits[0]))]
-        m.d.comb += mem.crp.addr.eq(g1)
+        ctl = SimpleNamespace(v=v1, first=first1, last=last1, lastg=lastg1, g=g1, bits=bits1)
+        valids = [v1]
 
-        xr, xm = [], []
+        def stage(name, values):
+            """One more register stage: the control signals and ``values`` (Value lists)."""
+            nonlocal ctl
+            new = SimpleNamespace(**{k: Signal.like(v, name=f"{k}_{name}")
+                                     for k, v in vars(ctl).items()})
+            regs = [[Signal.like(v, name=f"{name}_{i}_{j}") for j, v in enumerate(row)]
+                    for i, row in enumerate(values)]
+            with m.If(adv):
+                m.d.sync += [getattr(new, k).eq(v) for k, v in vars(ctl).items()]
+                m.d.sync += [r.eq(v) for rr, vv in zip(regs, values) for r, v in zip(rr, vv)]
+            ctl = new
+            valids.append(new.v)
+            return regs
+
+        x_in = [mem.irp.data[j] for j in range(P)]
+        w_in = [[mem.wrp.data[lane][j] for j in range(P)] for lane in range(L)]
+        if self._deep:
+            x_in, *w_in = stage("s1a", [x_in] + w_in)
+        right = self._variant == "right"
+        xs = []
         for j in range(P):
-            r_, m_ = nested_shift_comb(m, mem.irp.data[j], n, bits1, cfg.f_round, False,
+            r_, m_ = nested_shift_comb(m, x_in[j], n, ctl.bits, cfg.f_round, False,
                                        self._candidates, name=f"x{j}")
-            xr.append(r_)
-            xm.append(m_)
+            xs.append(r_ if right else m_)
+        ws = []
+        for lane in range(L):
+            row = []
+            for j in range(P):
+                r_, m_ = nested_shift_comb(m, w_in[lane][j], n, ctl.bits, cfg.f_round, True,
+                                           self._candidates, name=f"w{lane}_{j}")
+                row.append(r_ if right else m_)
+            ws.append(row)
+        if self._deep:
+            xs, *ws = stage("s1b", [xs] + ws)
+        prods = [[xs[j] * ws[lane][j] for j in range(P)] for lane in range(L)]
+        if self._deep:
+            prods = stage("s1c", prods)
+        # the channel constants are read so that they arrive with the accumulation (S2)
+        m.d.comb += mem.crp.addr.eq(ctl.g)
         beat2 = [Signal(signed(E), name=f"beat{lane}") for lane in range(L)]
         v2, first2, last2, lastg2 = Signal(), Signal(), Signal(), Signal()
         bits2 = Signal.like(bits1)
         for lane in range(L):
-            prods = []
-            for j in range(P):
-                wr_, wm_ = nested_shift_comb(m, mem.wrp.data[lane][j], n, bits1, cfg.f_round,
-                                             True, self._candidates, name=f"w{lane}_{j}")
-                prods.append(xr[j] * wr_ if self._variant == "right" else xm[j] * wm_)
-            s = sum_tree(prods)
-            if self._variant == "right":
-                s = shift_left_by_bits(m, s, n, bits1, self._candidates, 2, E, f"bsh{lane}")
+            s = sum_tree(prods[lane])
+            if right:
+                s = shift_left_by_bits(m, s, n, ctl.bits, self._candidates, 2, E, f"bsh{lane}")
             with m.If(adv):
                 m.d.sync += beat2[lane].eq(s)
         with m.If(adv):
-            m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), lastg2.eq(lastg1),
-                         bits2.eq(bits1)]
-        return SimpleNamespace(v1=v1, v2=v2, first2=first2, last2=last2, lastg2=lastg2,
-                               bits1=bits1, bits2=bits2, beat2=beat2)
+            m.d.sync += [v2.eq(ctl.v), first2.eq(ctl.first), last2.eq(ctl.last),
+                         lastg2.eq(ctl.lastg), bits2.eq(ctl.bits)]
+        return SimpleNamespace(valids=valids, v2=v2, first2=first2, last2=last2,
+                               lastg2=lastg2, bits1=bits1, bits2=bits2, beat2=beat2)
 
     def _accumulate(self, m, mem, s2, adv):
         """S2: per-lane accumulation from the channel bias; at the last beat the exact sum
@@ -524,6 +565,7 @@ class Engine(wiring.Component):
             m.d.sync += sticky.eq(0)
         full = ld.full
         m.d.comb += [self.overflow.eq(sticky),
-                     self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0) | s2.v1 | s2.v2
+                     self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0) | Cat(*s2.valids).any()
+                                  | s2.v2
                                   | Cat(*s5.valids).any() | ad.a_busy | ad.av1
                                   | self.o.valid)]

@@ -55,7 +55,8 @@ PRESETS = {
         "limits": {"lut": 24288, "dsp": 28, "bram": 56},  # TRELLIS_COMB, MULT18X18D, DP16KD
         "pins": {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4", "led": "B2"},
         "engine": {"lanes": 2, "pes": 4, "max_k": 576, "max_out": 64, "weight_depth": 2048,
-                   "acc_max": 32, "m_bits": 31, "candidates": [2, 4, 6, 8]},
+                   "acc_max": 32, "m_bits": 31, "candidates": [2, 4, 6, 8],
+                   "deep_pipeline": True},
     },
 }
 

@@ -61,11 +61,16 @@ LAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("variant", ["right", "msb"])
-@pytest.mark.parametrize("mode,overflow,acc_width,requant,clip_hi", LAYER_CASES)
-def test_engine_linear_layer(variant, mode, overflow, acc_width, requant, clip_hi,
+# every case with both alignments; the extra product-path registers of the ecp5 preset
+# (deep_pipeline) with both alignments on two cases (both modes, both policies)
+ENGINE_CASES = [(v, False, *c) for v in ("right", "msb") for c in LAYER_CASES] + \
+    [(v, True, *c) for v in ("right", "msb") for c in LAYER_CASES[:2]]
+
+
+@pytest.mark.parametrize("variant,deep,mode,overflow,acc_width,requant,clip_hi", ENGINE_CASES)
+def test_engine_linear_layer(variant, deep, mode, overflow, acc_width, requant, clip_hi,
                              record_property):
-    dut = Engine(variant=variant, **SMALL)
+    dut = Engine(variant=variant, deep_pipeline=deep, **SMALL)
     rng = np.random.default_rng(hash((variant, mode, overflow)) & 0xFFFF)
     R, K, O = 12, 45, 10                      # K padded to 6 beats; O needs 2 tiles
     x = rng.integers(0, 256, (R, K))
@@ -92,9 +97,10 @@ def test_engine_linear_layer(variant, mode, overflow, acc_width, requant, clip_h
     record_property("vectors", int(R * O))
 
 
-def test_engine_precision_change_costs_zero_cycles(record_property):
+@pytest.mark.parametrize("deep", [False, True])
+def test_engine_precision_change_costs_zero_cycles(deep, record_property):
     """Alternating precisions take exactly the cycles of a constant precision."""
-    dut_geom = dict(SMALL, max_out=4)
+    dut_geom = dict(SMALL, max_out=4, deep_pipeline=deep)
     rng = np.random.default_rng(2)
     R, K, O = 10, 64, 4
     x = rng.integers(0, 256, (R, K))
