@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -72,9 +72,11 @@ class Engine(wiring.Component):
     add_bits : int
         Signed width of the residual-add constants M1..M3 (the low bits of the register).
     deep_pipeline : bool
-        Three more registers in the product path (the memories' read data, the shifted
-        operands, the products: ``pipeline_latency`` 12 instead of 9), for FPGAs whose block
-        RAM clock-to-out and multiplier delay fill a cycle each (the ``ecp5-25k`` preset).
+        Four more registers in dense mode (the memories' read data, the shifted operands,
+        the products, and val x M as two registered partial products: ``pipeline_latency``
+        13 instead of 9) and one in add mode (the selected operand pair), for FPGAs whose
+        block RAM clock-to-out and multiplier delay fill a cycle each (the ``ecp5-25k``
+        preset).
 
     Members
     -------
@@ -159,14 +161,14 @@ class Engine(wiring.Component):
                            + 1, doc="internal accumulator width (declared width + guard bits)")
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
     deep_pipeline = property(lambda self: self._deep)
-    pipeline_latency = property(lambda self: 12 if self._deep else 9,
+    pipeline_latency = property(lambda self: 13 if self._deep else 9,
                                 doc="cycles from issuing a group's last beat to its output "
                                 "beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
-    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3,
+    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3 + self._deep,
                                    doc="cycles one add beat occupies (accept + chunks)")
-    add_latency = property(lambda self: -(-self._pes // self.add_par) + 4,
+    add_latency = property(lambda self: -(-self._pes // self.add_par) + 4 + self._deep,
                            doc="cycles from an accepted add beat to its output beat")
     latency = property(lambda self: self.pipeline_latency, doc="same as pipeline_latency")
 
@@ -424,6 +426,28 @@ class Engine(wiring.Component):
         with m.If(adv):
             m.d.sync += [v4.eq(s3.v3), lastg4.eq(s3.lastg3), bits4.eq(s3.bits3)]
 
+        valids = [s3.v3, v4]
+        if self._deep:
+            # deep_pipeline: val x M as two registered partial products (M's low 16 bits
+            # and the rest), added in the next cycle
+            H = 16
+            v4b, lastg4b = Signal(name="v4b"), Signal(name="lastg4b")
+            over4b, bits4b = Signal(L, name="over4b"), Signal.like(bits4, name="bits4b")
+            lo4 = [Signal(signed(A + H + 1), name=f"plo{lane}") for lane in range(L)]
+            hi4 = [Signal(signed(A + max(1, self._m_bits - H) + 1), name=f"phi{lane}")
+                   for lane in range(L)]
+            vb = [Signal(signed(A), name=f"val4b_{lane}") for lane in range(L)]
+            with m.If(adv):
+                m.d.sync += [v4b.eq(v4), lastg4b.eq(lastg4), bits4b.eq(bits4), over4b.eq(over4)]
+                for lane in range(L):
+                    m_hi = m4[lane][H:] if self._m_bits > H else Const(0, 1)
+                    m.d.sync += [lo4[lane].eq(val4[lane] * m4[lane][:H]),
+                                 hi4[lane].eq(val4[lane] * m_hi), vb[lane].eq(val4[lane])]
+            valids.append(v4b)
+            v4, lastg4, bits4, over4, val4 = v4b, lastg4b, bits4b, over4b, vb
+            full = [lo4[lane] + (hi4[lane] << H) for lane in range(L)]
+        else:
+            full = [val4[lane] * m4[lane] for lane in range(L)]
         v5, lastg5 = Signal(), Signal()
         bits5 = Signal.like(s3.bits3)
         over5 = Signal(L)
@@ -432,8 +456,8 @@ class Engine(wiring.Component):
         with m.If(adv):
             m.d.sync += [v5.eq(v4), lastg5.eq(lastg4), bits5.eq(bits4), over5.eq(over4)]
             for lane in range(L):
-                m.d.sync += [prod5[lane].eq(val4[lane] * m4[lane]), val5[lane].eq(val4[lane])]
-        return SimpleNamespace(v3=s3.v3, v4=v4, v5=v5, lastg5=lastg5, bits5=bits5,
+                m.d.sync += [prod5[lane].eq(full[lane]), val5[lane].eq(val4[lane])]
+        return SimpleNamespace(valids=valids, v5=v5, lastg5=lastg5, bits5=bits5,
                                over5=over5, prod5=prod5, val5=val5)
 
     def _round_stages(self, m, cfg, s5, adv):
@@ -446,7 +470,7 @@ class Engine(wiring.Component):
         half = Signal(W - 1, name="half_r")
         m.d.sync += half.eq(round_half(cfg.shift, W))
         prev = s5
-        valids = [s5.v3, s5.v4, s5.v5]
+        valids = s5.valids + [s5.v5]
         for stage in (6, 7):
             v, lastg = Signal(name=f"v{stage}"), Signal(name=f"lastg{stage}")
             bits = Signal.like(s5.bits5, name=f"bits{stage}")
@@ -492,7 +516,7 @@ class Engine(wiring.Component):
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
-        a_chunk = Signal(range(NCH + 2))
+        a_chunk = Signal(range(NCH + 3))
         a_beat = Signal(range(KB))
         a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
         a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
@@ -514,12 +538,19 @@ class Engine(wiring.Component):
         m3h = Signal(signed(W + 1), name="add_m3h")
         m.d.sync += m3h.eq(add_m[2] + round_half(cfg.shift, W))
         chunk_y = []
+        D = int(self._deep)  # deep_pipeline: the selected operands are registered first
         for i in range(AP):
             # operand select by a compare chain (an Array index would give an incomplete case)
             xa, xb = a_x[i], a_x2[i]
             for c in range(1, NCH):
                 xa = Mux(a_chunk == c, a_x[c * AP + i], xa)
                 xb = Mux(a_chunk == c, a_x2[c * AP + i], xb)
+            if D:
+                xa_r = Signal.like(a_x[i], name=f"add_xa{i}")
+                xb_r = Signal.like(a_x2[i], name=f"add_xb{i}")
+                with m.If(adv & a_busy):
+                    m.d.sync += [xa_r.eq(xa), xb_r.eq(xb)]
+                xa, xb = xa_r, xb_r
             t = add_m[0] * xa + add_m[1] * xb + m3h
             t_r = Signal(signed(len(t)), name=f"add_t{i}")
             sh = shift_or_zero(t_r, cfg.shift, W)
@@ -530,10 +561,11 @@ class Engine(wiring.Component):
         with m.If(adv):
             m.d.sync += av1.eq(0)
             with m.If(a_busy):
-                for c in range(2, NCH + 2):  # compares, not a case: no incomplete case
+                for c in range(2 + D, NCH + 2 + D):  # compares, not a case: no incomplete case
                     with m.If(a_chunk == c):
-                        m.d.sync += [a_y[(c - 2) * AP + i].eq(chunk_y[i]) for i in range(AP)]
-                with m.If(a_chunk == NCH + 1):
+                        m.d.sync += [a_y[(c - 2 - D) * AP + i].eq(chunk_y[i])
+                                     for i in range(AP)]
+                with m.If(a_chunk == NCH + 1 + D):
                     m.d.sync += [a_busy.eq(0), av1.eq(1), alast1.eq(a_last), abits1.eq(a_bits)]
                 with m.Else():
                     m.d.sync += a_chunk.eq(a_chunk + 1)

@@ -100,7 +100,8 @@ def test_engine_linear_layer(variant, deep, mode, overflow, acc_width, requant, 
 @pytest.mark.parametrize("deep", [False, True])
 def test_engine_precision_change_costs_zero_cycles(deep, record_property):
     """Alternating precisions take exactly the cycles of a constant precision."""
-    dut_geom = dict(SMALL, max_out=4, deep_pipeline=deep)
+    # (deep: M of at most 16 bits, the product with M needs no high partial product)
+    dut_geom = dict(SMALL, max_out=4, deep_pipeline=deep, m_bits=16 if deep else 24)
     rng = np.random.default_rng(2)
     R, K, O = 10, 64, 4
     x = rng.integers(0, 256, (R, K))
@@ -124,8 +125,9 @@ def test_engine_precision_change_costs_zero_cycles(deep, record_property):
     record_property("vectors", 3 * R * O)
 
 
-@pytest.mark.parametrize("geom", [SMALL, dict(SMALL, lanes=8, pes=4, max_out=16)],
-                         ids=["chunked", "one-chunk"])
+@pytest.mark.parametrize("geom", [SMALL, dict(SMALL, lanes=8, pes=4, max_out=16),
+                                  dict(SMALL, deep_pipeline=True)],
+                         ids=["chunked", "one-chunk", "chunked-deep"])
 def test_engine_residual_add(geom, record_property):
     dut = Engine(**geom)
     geom = dut.geometry
