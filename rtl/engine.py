@@ -348,6 +348,8 @@ class Engine(wiring.Component):
             valids.append(new.v)
             return regs
 
+        if not self._deep:
+            m.d.comb += mem.crp.addr.eq(g1)
         x_in = [mem.irp.data[j] for j in range(P)]
         w_in = [[mem.wrp.data[lane][j] for j in range(P)] for lane in range(L)]
         if self._deep:
@@ -358,6 +360,17 @@ class Engine(wiring.Component):
             r_, m_ = nested_shift_comb(m, x_in[j], n, ctl.bits, cfg.f_round, False,
                                        self._candidates, name=f"x{j}")
             xs.append(r_ if right else m_)
+        beat2 = [Signal(signed(E), name=f"beat{lane}") for lane in range(L)]
+        v2, first2, last2, lastg2 = Signal(), Signal(), Signal(), Signal()
+        bits2 = Signal.like(bits1)
+
+        def lane_sum(lane, prods):
+            s = sum_tree(prods)
+            if right:
+                s = shift_left_by_bits(m, s, n, ctl.bits, self._candidates, 2, E, f"bsh{lane}")
+            with m.If(adv):
+                m.d.sync += beat2[lane].eq(s)
+
         ws = []
         for lane in range(L):
             row = []
@@ -365,23 +378,16 @@ class Engine(wiring.Component):
                 r_, m_ = nested_shift_comb(m, w_in[lane][j], n, ctl.bits, cfg.f_round, True,
                                            self._candidates, name=f"w{lane}_{j}")
                 row.append(r_ if right else m_)
+            if not self._deep:
+                lane_sum(lane, [xs[j] * row[j] for j in range(P)])
             ws.append(row)
         if self._deep:
             xs, *ws = stage("s1b", [xs] + ws)
-        prods = [[xs[j] * ws[lane][j] for j in range(P)] for lane in range(L)]
-        if self._deep:
-            prods = stage("s1c", prods)
-        # the channel constants are read so that they arrive with the accumulation (S2)
-        m.d.comb += mem.crp.addr.eq(ctl.g)
-        beat2 = [Signal(signed(E), name=f"beat{lane}") for lane in range(L)]
-        v2, first2, last2, lastg2 = Signal(), Signal(), Signal(), Signal()
-        bits2 = Signal.like(bits1)
-        for lane in range(L):
-            s = sum_tree(prods[lane])
-            if right:
-                s = shift_left_by_bits(m, s, n, ctl.bits, self._candidates, 2, E, f"bsh{lane}")
-            with m.If(adv):
-                m.d.sync += beat2[lane].eq(s)
+            prods = stage("s1c", [[xs[j] * ws[lane][j] for j in range(P)] for lane in range(L)])
+            # the channel constants are read so that they arrive with the accumulation (S2)
+            m.d.comb += mem.crp.addr.eq(ctl.g)
+            for lane in range(L):
+                lane_sum(lane, prods[lane])
         with m.If(adv):
             m.d.sync += [v2.eq(ctl.v), first2.eq(ctl.first), last2.eq(ctl.last),
                          lastg2.eq(ctl.lastg), bits2.eq(ctl.bits)]
@@ -516,7 +522,7 @@ class Engine(wiring.Component):
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
-        a_chunk = Signal(range(NCH + 3))
+        a_chunk = Signal(range(NCH + 2 + self._deep))
         a_beat = Signal(range(KB))
         a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
         a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
@@ -597,7 +603,8 @@ class Engine(wiring.Component):
             m.d.sync += sticky.eq(0)
         full = ld.full
         m.d.comb += [self.overflow.eq(sticky),
-                     self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0) | Cat(*s2.valids).any()
+                     self.busy.eq(full[0] | full[1] | (ld.wr_beat != 0)
+                                  | (Cat(*s2.valids).any() if self._deep else s2.valids[0])
                                   | s2.v2
                                   | Cat(*s5.valids).any() | ad.a_busy | ad.av1
                                   | self.o.valid)]
