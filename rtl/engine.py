@@ -74,7 +74,8 @@ class Engine(wiring.Component):
     deep_pipeline : bool
         Four more registers in dense mode (the memories' read data, the shifted operands,
         the products, and val x M as two registered partial products: ``pipeline_latency``
-        13 instead of 9) and one in add mode (the selected operand pair), for FPGAs whose
+        13 instead of 9) and two in add mode (the selected operand pair, the two products
+        with M1 and M2), for FPGAs whose
         block RAM clock-to-out and multiplier delay fill a cycle each (the ``ecp5-25k``
         preset).
 
@@ -166,9 +167,10 @@ class Engine(wiring.Component):
                                 "beat (dense mode, no back-pressure)")
     add_par = property(lambda self: min(self._pes, self._lanes),
                        doc="element pairs the residual add computes per cycle")
-    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3 + self._deep,
+    add_cycles_per_beat = property(lambda self: -(-self._pes // self.add_par) + 3
+                                   + 2 * self._deep,
                                    doc="cycles one add beat occupies (accept + chunks)")
-    add_latency = property(lambda self: -(-self._pes // self.add_par) + 4 + self._deep,
+    add_latency = property(lambda self: -(-self._pes // self.add_par) + 4 + 2 * self._deep,
                            doc="cycles from an accepted add beat to its output beat")
     latency = property(lambda self: self.pipeline_latency, doc="same as pipeline_latency")
 
@@ -522,7 +524,7 @@ class Engine(wiring.Component):
         AP = self.add_par
         NCH = -(-P // AP)
         a_busy = Signal()
-        a_chunk = Signal(range(NCH + 2 + self._deep))
+        a_chunk = Signal(range(NCH + 2 + 2 * self._deep))
         a_beat = Signal(range(KB))
         a_x = [Signal(unsigned(n), name=f"a_x{j}") for j in range(NCH * AP)]
         a_x2 = [Signal(unsigned(n), name=f"a_x2_{j}") for j in range(NCH * AP)]
@@ -544,7 +546,9 @@ class Engine(wiring.Component):
         m3h = Signal(signed(W + 1), name="add_m3h")
         m.d.sync += m3h.eq(add_m[2] + round_half(cfg.shift, W))
         chunk_y = []
-        D = int(self._deep)  # deep_pipeline: the selected operands are registered first
+        # deep_pipeline: the selected operand pair and then the two products are registered
+        # before the sum (two more cycles per chunk)
+        D = 2 * int(self._deep)
         for i in range(AP):
             # operand select by a compare chain (an Array index would give an incomplete case)
             xa, xb = a_x[i], a_x2[i]
@@ -554,10 +558,14 @@ class Engine(wiring.Component):
             if D:
                 xa_r = Signal.like(a_x[i], name=f"add_xa{i}")
                 xb_r = Signal.like(a_x2[i], name=f"add_xb{i}")
+                p1 = Signal(signed(len(add_m[0] * xa_r)), name=f"add_p{i}")
+                p2 = Signal(signed(len(add_m[1] * xb_r)), name=f"add_q{i}")
                 with m.If(adv & a_busy):
-                    m.d.sync += [xa_r.eq(xa), xb_r.eq(xb)]
-                xa, xb = xa_r, xb_r
-            t = add_m[0] * xa + add_m[1] * xb + m3h
+                    m.d.sync += [xa_r.eq(xa), xb_r.eq(xb), p1.eq(add_m[0] * xa_r),
+                                 p2.eq(add_m[1] * xb_r)]
+                t = p1 + p2 + m3h
+            else:
+                t = add_m[0] * xa + add_m[1] * xb + m3h
             t_r = Signal(signed(len(t)), name=f"add_t{i}")
             sh = shift_or_zero(t_r, cfg.shift, W)
             s_r = Signal(signed(len(sh)), name=f"add_s{i}")

@@ -56,7 +56,7 @@ PRESETS = {
         "pins": {"clk_in": "G2", "uart_rx": "M1", "uart_tx": "L4", "led": "B2"},
         "engine": {"lanes": 2, "pes": 4, "max_k": 576, "max_out": 64, "weight_depth": 2048,
                    "acc_max": 32, "m_bits": 31, "candidates": [2, 4, 6, 8],
-                   "add_bits": 16, "deep_pipeline": True},
+                   "deep_pipeline": True},
     },
 }
 
