@@ -365,10 +365,27 @@ def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(vnni, monkeypatch):
 
 # --- the i16 kernel (native vpmaddwd, int32 sums) ------------------------------------------------
 
-def _need_i16():
+def _need_native(kernel: str):
     from golden import native
-    if not native.i16_available():
-        pytest.skip("no C compiler or no AVX2: the native i16 kernel is not built")
+    ok, cpu = {"i16": (native.i16_available, "AVX2"),
+               "vnni": (native.vnni_available, "AVX-512 VNNI")}[kernel]
+    if not ok():
+        pytest.skip(f"no C compiler or no {cpu}: the native {kernel} kernel is not built")
+
+
+def _need_i16():
+    _need_native("i16")
+
+
+def _codes(pattern, rng, M, K, N):
+    """Activation codes [M, K] and weight codes [N, K]: "max", the largest activation code
+    against the most negative weight on every term (the largest |sum|); "mixed", those
+    extremes at random; else random codes."""
+    if pattern == "max":
+        return np.full((M, K), 255), np.full((N, K), -128)
+    if pattern == "mixed":
+        return rng.choice([0, 255], (M, K)), rng.choice([-128, 127], (N, K))
+    return rng.integers(0, 256, (M, K)), rng.integers(-128, 128, (N, K))
 
 
 @pytest.mark.parametrize("bits,K,plan", [
@@ -394,12 +411,7 @@ def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypat
     monkeypatch.setattr(fast, "_KERNEL", "i16")
     rng = np.random.default_rng(bits)
     M, K, N = shape
-    if pattern == "max":
-        x, w = np.full((M, K), 255), np.full((N, K), -128)
-    elif pattern == "mixed":
-        x, w = rng.choice([0, 255], (M, K)), rng.choice([-128, 127], (N, K))
-    else:
-        x, w = rng.integers(0, 256, (M, K)), rng.integers(-128, 128, (N, K))
+    x, w = _codes(pattern, rng, M, K, N)
     for width in (acc_width_rule(8, K) + 1, 14):
         acc = AccumulatorSpec(width, "saturate")
         args = (x, w, rng.integers(-50, 50, N), 8, bits, "floor", acc, "linear")
@@ -413,9 +425,7 @@ def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypat
 # --- the vnni kernel (native vpdpbusd, the whole linear layer fused) ------------------------------
 
 def _need_vnni():
-    from golden import native
-    if not native.vnni_available():
-        pytest.skip("no C compiler or no AVX-512 VNNI: the native vnni kernel is not built")
+    _need_native("vnni")
 
 
 @pytest.mark.parametrize("bits,K,plan", [
@@ -444,12 +454,7 @@ def test_vnni_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypa
     monkeypatch.setattr(fast, "_KERNEL", "vnni")
     rng = np.random.default_rng(bits * 7 + shape[0])
     M, K, N = shape
-    if pattern == "max":
-        x, w = np.full((M, K), 255), np.full((N, K), -128)
-    elif pattern == "mixed":
-        x, w = rng.choice([0, 255], (M, K)), rng.choice([-128, 127], (N, K))
-    else:
-        x, w = rng.integers(0, 256, (M, K)), rng.integers(-128, 128, (N, K))
+    x, w = _codes(pattern, rng, M, K, N)
     for mode in ("round", "floor"):
         prep = layers.prepare_weights(w, 8, bits, mode, "linear")
         assert prep.plan[0] == "vnni" and prep.kernel == "native-vnni-vpdpbusd"
