@@ -25,7 +25,7 @@ import numpy as np
 if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
-__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni", "i16_plan", "vnni_plan", "vnni_acc", "kernel_order", "layer_plan"]
+__all__ = ["onednn_conv_acc", "onednn_conv_available", "exact_gemm", "im2col", "weights_as_cols", "gemm_plan", "code_plan", "planned_gemm", "shift_codes", "finish_acc", "KERNELS", "gemm_kernel", "int8_exact", "kernel_name", "u8_available", "u8_plan", "u8_pack", "cpu_has_vnni", "i16_plan", "vnni_plan", "vnni_layer_args", "vnni_acc", "kernel_order", "layer_plan"]
 
 _F32_EXACT = 1 << 24
 _F64_EXACT = 1 << 53
@@ -234,20 +234,29 @@ def vnni_plan(K: int, bits: int):
     return "vnni", K
 
 
+def vnni_layer_args(n: int, bits: int, mode) -> tuple:
+    """The fused kernel's arguments that depend on the layer's width and mode only:
+    ``(k, round?, input code range, shifted code range, 2k)`` with k = n - bits."""
+    from .formats import IntFormat, NestedMode
+    fmt = IntFormat(n, False)
+    out = fmt.at(bits)
+    return (n - bits, NestedMode.parse(mode) is NestedMode.ROUND, (fmt.lo, fmt.hi),
+            (out.lo, out.hi), 2 * (n - bits))
+
+
 def vnni_acc(x, p, bias_eff, acc_spec):
     """A linear layer's ``(acc, overflowed)`` through the fused vnni kernel: ``x`` [N, K]
     unsigned n-bit codes, ``p`` prepared weights with the vnni plan, ``bias_eff`` in master
     units. Codes outside the n-bit range raise, naming the value and the range."""
     from . import native
-    from .formats import DQTValueError, IntFormat, NestedMode, Overflow
-    fmt = IntFormat(p.n, False)
-    out = fmt.at(p.bits)
-    acc, over, bad = native.vnni_linear(
-        x, p.wmat, p.n - p.bits, NestedMode.parse(p.mode) is NestedMode.ROUND,
-        (fmt.lo, fmt.hi), (out.lo, out.hi), bias_eff, 2 * (p.n - p.bits),
-        (acc_spec.lo, acc_spec.hi), acc_spec.overflow is Overflow.SATURATE)
+    from .formats import Overflow
+    k, rnd, in_range, out_range, k2 = p.native_args
+    acc, over, bad = native.vnni_linear(x, p.wmat, k, rnd, in_range, out_range, bias_eff, k2,
+                                        (acc_spec.lo, acc_spec.hi),
+                                        acc_spec.overflow is Overflow.SATURATE)
     if bad:
-        fmt.check(np.asarray(x), "q")  # raises with the offending value and the range
+        from .formats import DQTValueError, IntFormat
+        IntFormat(p.n, False).check(np.asarray(x), "q")  # raises: the value and the range
         raise DQTValueError("codes outside the format range")
     return acc, over
 
@@ -367,13 +376,6 @@ def _probe_fastest(torch, candidates) -> list:
         fns["i16"] = lambda: native.i16_gemm(x16, pack16)
     if "int8" in candidates:
         fns["int8"] = lambda: torch._int_mm(a, b)
-    if "vnni" in candidates:
-        from . import native
-        xv = (af + 64).numpy().astype(np.uint8)
-        packv = native.vnni_pack(bf.T.numpy().astype(np.int8))
-        zero = np.zeros(512, np.int64)
-        fns["vnni"] = lambda: native.vnni_linear(xv, packv, 0, False, (0, 255), (0, 255), zero,
-                                                 0, (-(1 << 62), 1 << 62), True)
     if "u8" in candidates:
         xu = (af + 64).numpy()
         packs = u8_pack(bf.T.numpy(), 512)
@@ -394,8 +396,9 @@ def kernel_order() -> list:
     """Exact GEMM kernels for linear layers, preferred first: a layer takes the first whose
     bound holds for its (K, b), and "f32" (always exact, chunked if need be) is last.
 
-    ``DQT_GOLDEN_KERNEL`` = auto (default: every available kernel, fastest first, measured
-    once per process), or f32, int8, u8, i16 or vnni (that one, then f32)."""
+    ``DQT_GOLDEN_KERNEL`` = auto (default: vnni where it is built, then every other available
+    kernel fastest first, measured once per process), or f32, int8, u8, i16 or vnni (that
+    one, then f32)."""
     global _ORDER
     if _ORDER is None:
         from .formats import DQTValueError
@@ -417,7 +420,14 @@ def kernel_order() -> list:
         elif torch is None:  # not kept: torch may be switched back on (DQT_GOLDEN_TORCH)
             return [k for k in ("vnni", "i16") if have[k]] + ["f32"]
         else:
-            ranked = _probe_fastest(torch, [k for k, ok in have.items() if ok])
+            # vnni first where it is built: it runs the same vpdpbusd products as oneDNN's
+            # and fbgemm's int8 GEMMs (at parity, docs/arithmetic.md section 9) and fuses
+            # the shift and the finish those leave to two more passes; a timed probe of the
+            # bare products is too noisy on a shared machine to rank them (it put int8 first
+            # in one run of three, and that run's layers were 20 % slower)
+            first = ["vnni"] if have["vnni"] else []
+            ranked = first + _probe_fastest(torch, [k for k, ok in have.items()
+                                                    if ok and k not in first])
             _ORDER = ranked[:ranked.index("f32") + 1]  # f32 is exact everywhere: stop there
     return _ORDER
 

@@ -75,7 +75,8 @@ class PreparedWeights:
     :func:`prepare_weights` and pass it to :func:`qdense_acc`; it holds a copy, so later writes
     to ``w`` do not reach it."""
 
-    __slots__ = ("n", "bits", "mode", "kind", "shape", "plan", "dtype", "wb", "wmat", "wsum", "onednn")
+    __slots__ = ("n", "bits", "mode", "kind", "shape", "plan", "dtype", "wb", "wmat", "wsum", "onednn",
+                 "native_args")
 
     @property
     def kernel(self) -> str:
@@ -111,6 +112,8 @@ class PreparedWeights:
         elif i16 or vnni:  # the native kernel's panels
             from . import native
             self.wmat = (native.i16_pack if i16 else native.vnni_pack)(self.wmat)
+        # the fused vnni kernel's per-layer arguments (golden.fast.vnni_acc), built once
+        self.native_args = _fast.vnni_layer_args(n, bits, mode) if vnni else None
 
     def check(self, w, n, bits, mode, kind):
         got = (tuple(np.shape(w)), n, bits, str(mode), kind)
@@ -139,7 +142,9 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared=No
     # fbgemm's u8 operand and the native kernels take them as they are (c = 0).
     c = 0 if plan[0] in ("u8", "i16", "vnni") else 1 << (bits - 1)
     k2 = 2 * (n - bits)
-    bias_eff = np.asarray(bias, dtype=_I64) + ((c * p.wsum) << k2)
+    bias_eff = np.asarray(bias, dtype=_I64)
+    if c:
+        bias_eff = bias_eff + ((c * p.wsum) << k2)
     if p.onednn:
         return _fast.onednn_conv_acc(x, p.wb, bias_eff, n, bits, mode, stride, padding, acc)
     if plan[0] == "vnni":  # shift, GEMM and finish in one native pass
