@@ -89,7 +89,10 @@ def _compile(name: str, source: Path, flags: list, needs: tuple):
         if r.returncode or not tmp.is_file():
             return None
         os.replace(tmp, lib)
-    return ctypes.CDLL(str(lib))
+    try:
+        return ctypes.CDLL(str(lib))
+    except OSError:  # e.g. built, but a library it needs (libgomp) cannot be loaded
+        return None
 
 
 P8 = ctypes.POINTER(ctypes.c_int8)
