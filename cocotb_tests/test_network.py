@@ -95,6 +95,22 @@ def test_network_every_layer_matches_golden(reports, driver, stall):
     assert not left, f"the run left its job directories behind: {sorted(left)}"
 
 
+@pytest.mark.slow
+@pytest.mark.simulator
+def test_deep_pipeline_engine_runs_the_network(artifact, reports):
+    """The engine with ``deep_pipeline`` (the ecp5-25k preset's: four more registers in the
+    product path and in val x M, two more in the residual add) runs the same network, with
+    random backpressure, and checks the same elements as the default engine, 0 mismatches."""
+    _need_verilator()
+    rep = verify_network(artifact, images=6, simulator="verilator",
+                         engine=dict(ENGINE, deep_pipeline=True), driver="batch", stall=True,
+                         jobs=1)
+    assert rep["mismatches"] == 0, rep["first_mismatch"]
+    assert rep["modes"] == ["2", "4", "6", "8", "static", "dynamic"]
+    assert rep["per_layer"] == reports("batch")[0]["per_layer"]   # the residual add included
+    assert any(k.endswith(":res") for k in rep["per_layer"])
+
+
 @pytest.mark.simulator
 def test_drivers_check_the_same_elements(reports):
     """Both drivers walk the same layers with the same counts (they share
