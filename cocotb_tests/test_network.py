@@ -97,18 +97,20 @@ def test_network_every_layer_matches_golden(reports, driver, stall):
 
 @pytest.mark.slow
 @pytest.mark.simulator
-def test_deep_pipeline_engine_runs_the_network(artifact, reports):
+def test_deep_pipeline_engine_runs_the_network(artifact):
     """The engine with ``deep_pipeline`` (the ecp5-25k preset's: four more registers in the
     product path and in val x M, two more in the residual add) runs the same network, with
-    random backpressure, and checks the same elements as the default engine, 0 mismatches."""
+    random backpressure: every layer (the residual add included) in every mode, 0
+    mismatches."""
     _need_verilator()
     rep = verify_network(artifact, images=6, simulator="verilator",
                          engine=dict(ENGINE, deep_pipeline=True), driver="batch", stall=True,
                          jobs=1)
     assert rep["mismatches"] == 0, rep["first_mismatch"]
     assert rep["modes"] == ["2", "4", "6", "8", "static", "dynamic"]
-    assert rep["per_layer"] == reports("batch")[0]["per_layer"]   # the residual add included
-    assert any(k.endswith(":res") for k in rep["per_layer"])
+    assert {k.split(":", 1)[1] for k in rep["per_layer"]} >= LAYERS
+    assert {k.split(":", 1)[0] for k in rep["per_layer"]} == set(rep["modes"])
+    assert rep["rtl_elements"] > 0
 
 
 @pytest.mark.simulator
