@@ -213,9 +213,16 @@ _ORDER = None
 # int16 for b <= 15; a pair never reaches the one saturating case (-2^15)^2 + (-2^15)^2, and
 # the int32 sums are exact when K (2^b - 1) 2^(b-1) <= 2^31 - 1.
 
+def _uncentred_i32_exact(K: int, bits: int) -> bool:
+    """Every partial sum of K products of uncentred codes, x_b in [0, 2^b - 1] by w_b in
+    [-2^(b-1), 2^(b-1) - 1], fits int32: K (2^b - 1) 2^(b-1) <= 2^31 - 1 (the native
+    kernels' bound)."""
+    return K * ((1 << bits) - 1) * (1 << (bits - 1)) <= _I32_MAX
+
+
 def i16_plan(K: int, bits: int):
     """("i16", K) when the native i16 kernel's int32 sums are exact, else None."""
-    if not 1 <= bits <= 15 or K * ((1 << bits) - 1) * (1 << (bits - 1)) > _I32_MAX:
+    if not 1 <= bits <= 15 or not _uncentred_i32_exact(K, bits):
         return None
     return "i16", K
 
@@ -229,7 +236,7 @@ def i16_plan(K: int, bits: int):
 
 def vnni_plan(K: int, bits: int):
     """("vnni", K) when the native vnni kernel's int32 sums are exact, else None."""
-    if not 1 <= bits <= 8 or K * ((1 << bits) - 1) * (1 << (bits - 1)) > _I32_MAX:
+    if not 1 <= bits <= 8 or not _uncentred_i32_exact(K, bits):
         return None
     return "vnni", K
 

@@ -13,8 +13,8 @@
 Each C file is compiled once per machine (``cc -O3`` with its flags) into
 ``build/native/<hash>/`` (hash of the source, the compiler and its flags) and loaded with
 ctypes; without a C compiler or the CPU feature the kernel is simply not available and the
-next plan runs. Rows are split between threads of this process (a ctypes call releases the
-GIL).
+next plan runs. The i16 kernel's rows are split between Python threads (a ctypes call
+releases the GIL); the vnni kernel splits them between OpenMP threads itself.
 """
 from __future__ import annotations
 
@@ -154,22 +154,23 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_rows(fn, M: int, align: int, head: tuple, tail: tuple, min_rows: int = 64) -> list:
+def _run_rows(fn, M: int, align: int, head: tuple, tail: tuple) -> None:
     """``fn(*head, m0, m1, *tail)`` over rows [0, M), split between this process's threads at
-    multiples of ``align`` (at least ``min_rows`` rows each); the calling thread takes the last
-    share. The calls' results, in row order."""
+    multiples of ``align`` (at least 64 rows each); the calling thread takes the last share."""
     global _POOL
-    th = min(_threads(), max(1, M // min_rows))
+    th = min(_threads(), max(1, M // 64))
     if th == 1:
-        return [fn(*head, 0, M, *tail)]
+        fn(*head, 0, M, *tail)
+        return
     if _POOL is None or _POOL[1] < th - 1:
         _POOL = (ThreadPoolExecutor(th - 1, thread_name_prefix="dqt-native"), th - 1)
     cuts = [min(M, (M * i // th + align - 1) // align * align) for i in range(th + 1)]
     cuts[-1] = M
     spans = [(a, b) for a, b in zip(cuts, cuts[1:]) if a < b]
     futs = [_POOL[0].submit(fn, *head, a, b, *tail) for a, b in spans[:-1]]
-    last = fn(*head, *spans[-1], *tail)
-    return [f.result() for f in futs] + [last]
+    fn(*head, *spans[-1], *tail)
+    for f in futs:
+        f.result()
 
 
 def i16_gemm(x, pack) -> np.ndarray:
