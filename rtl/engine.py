@@ -14,11 +14,13 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .engine_protocol import CFG, FLAG, EngineGeometry
+from .engine_protocol import CFG, FLAG, FUSION_SIGMA, EngineGeometry, fusion_planes, \
+    fusion_unit_terms
 
 from ._common import RTLParamError, bits_width, ceil_log2, check_candidates, check_choice, \
     check_int, check_n, clamp, materialize, nested_shift_comb, overflow_policy, policy_bounds, \
     round_half, shift_or_zero, sum_tree
+from .fusion_mac import fusion_dot
 from .nested_mac import VARIANTS, shift_left_by_bits
 
 __all__ = ["Engine", "CFG", "FLAG"]
@@ -78,6 +80,14 @@ class Engine(wiring.Component):
         with M1 and M2), for FPGAs whose
         block RAM clock-to-out and multiplier delay fill a cycle each (the ``ecp5-25k``
         preset).
+    fusion : bool
+        Precision-scalable lanes (n = 8): each of a lane's ``pes`` PEs is a fusion unit, the
+        grid of 2-bit bricks of :class:`rtl.fusion_mac.FusionMac`, doing
+        ``fusion_unit_terms(8, b, mode)`` products per beat (1 at b in {5..8}, 4 at b in
+        {3, 4}, 16 at b <= 2; 8 at b = 2 in ``round`` mode), so a vector at b takes
+        ``ceil(K_BEATS / that)`` beats. The weights are stored as 2-bit digit planes in four
+        banks and only the planes b needs are read; the host sends the activations as
+        packed nested b-bit codes (docs/rtl.md, "The fusion engine").
 
     Members
     -------
@@ -104,7 +114,7 @@ class Engine(wiring.Component):
 
     def __init__(self, n=8, lanes=2, pes=8, max_k=512, max_out=64, weight_depth=64,
                  acc_max=32, m_bits=31, variant="right", candidates=None, add_bits=32,
-                 deep_pipeline=False):
+                 deep_pipeline=False, fusion=False):
         self._n = check_n(n)
         self._lanes = check_int("lanes", lanes, 1, 64)
         self._pes = check_int("pes", pes, 1, 64)
@@ -119,13 +129,21 @@ class Engine(wiring.Component):
         if not isinstance(deep_pipeline, bool):
             raise RTLParamError(f"deep_pipeline={deep_pipeline!r} must be true or false")
         self._deep = deep_pipeline
-        if self.kb_max > self._weight_depth:
+        if not isinstance(fusion, bool):
+            raise RTLParamError(f"fusion={fusion!r} must be true or false")
+        self._fusion = fusion
+        if fusion and (self._n != 8 or self._variant != "right" or deep_pipeline):
+            raise RTLParamError(f"fusion=True needs n=8 (got {self._n}), variant='right' (got "
+                                f"{self._variant!r}) and deep_pipeline=False (got {deep_pipeline})")
+        rows = self.geometry.chunks(self.kb_max) if fusion else self.kb_max
+        if rows > self._weight_depth:
             raise RTLParamError(f"weight_depth={weight_depth} must hold at least one group of "
-                                f"kb_max={self.kb_max} rows (max_k / pes)")
+                                f"{rows} rows (max_k / pes" + (" / 4)" if fusion else ")"))
         n_, P, L = self._n, self._pes, self._lanes
+        XF = self.geometry.x_fields
         bw = bits_width(n_)
-        lay_i = data.StructLayout({"x": data.ArrayLayout(unsigned(n_), P),
-                                   "x2": data.ArrayLayout(unsigned(n_), P),
+        lay_i = data.StructLayout({"x": data.ArrayLayout(unsigned(n_), XF),
+                                   "x2": data.ArrayLayout(unsigned(n_), XF),
                                    "bits": unsigned(bw)})
         lay_o = data.StructLayout({"y": data.ArrayLayout(signed(self._acc_max), self.out_lanes),
                                    "over": unsigned(L), "bits": unsigned(bw), "last": 1})
@@ -133,7 +151,8 @@ class Engine(wiring.Component):
             "i": In(stream.Signature(lay_i)),
             "o": Out(stream.Signature(lay_o)),
             "cfg_we": In(1), "cfg_addr": In(4), "cfg_data": In(32),
-            "w_we": In(1), "w_addr": In(range(max(2, self._weight_depth))),
+            "w_we": In(1),
+            "w_addr": In(range(max(2, self._weight_depth * (4 if fusion else 1)))),
             "w_data": In(data.ArrayLayout(data.ArrayLayout(signed(n_), P), L)),
             "c_we": In(1), "c_addr": In(range(max(2, self.groups_max))),
             "c_bias": In(data.ArrayLayout(signed(self._acc_max), L)),
@@ -162,6 +181,7 @@ class Engine(wiring.Component):
                            + 1, doc="internal accumulator width (declared width + guard bits)")
     macs_per_cycle = property(lambda self: self._lanes * self._pes)
     deep_pipeline = property(lambda self: self._deep)
+    fusion = property(lambda self: self._fusion)
     pipeline_latency = property(lambda self: 13 if self._deep else 9,
                                 doc="cycles from issuing a group's last beat to its output "
                                 "beat (dense mode, no back-pressure)")
@@ -180,7 +200,7 @@ class Engine(wiring.Component):
         return EngineGeometry(self._n, self._lanes, self._pes, self._max_k, self._max_out,
                               self._weight_depth, self._acc_max, self._m_bits,
                               None if self._candidates == tuple(range(1, self._n + 1))
-                              else self._candidates, self._add_bits)
+                              else self._candidates, self._add_bits, self._fusion)
 
     def elaborate(self, platform):
         """The pipeline, stage by stage (see the module docstring for the schedule): the
@@ -193,7 +213,7 @@ class Engine(wiring.Component):
         # global stall: every pipeline register and read port advances together
         adv = Signal()
         m.d.comb += adv.eq(~self.o.valid | self.o.ready)
-        for rp in (mem.wrp, mem.crp, mem.irp):
+        for rp in (mem.wrp if self._fusion else [mem.wrp]) + [mem.crp, mem.irp]:
             m.d.comb += rp.en.eq(adv)
         ld = self._loader(m, cfg, mem)
         sq = self._sequencer(m, cfg, mem, ld, adv)
@@ -229,8 +249,13 @@ class Engine(wiring.Component):
         with m.If(self.cfg_we & (self.cfg_addr == 1)):
             m.d.sync += g_last.eq(self.cfg_data[:len(groups)] - 1)
         m.d.comb += clear.eq(self.cfg_we & (self.cfg_addr == CFG["CLEAR"]))
+        # fusion: weight rows per bank per group, ceil(K_BEATS / 4)
+        chunks = Signal(range(-(-KB // 4) + 1), name="chunks", init=1)
+        if self._fusion:
+            with m.If(self.cfg_we & (self.cfg_addr == 0)):
+                m.d.sync += chunks.eq(((self.cfg_data[:len(k_beats)] - 1) >> 2) + 1)
         return SimpleNamespace(k_beats=k_beats, groups=groups, shift=shift, clip_hi=clip_hi,
-                               kb_last=kb_last, g_last=g_last,
+                               kb_last=kb_last, g_last=g_last, chunks=chunks,
                                acc_w=acc_w, add_m=add_m, clear=clear, f_requant=flags[0],
                                f_sat=flags[1], f_round=flags[2], f_add=flags[3])
 
@@ -239,12 +264,24 @@ class Engine(wiring.Component):
         per-channel constants and the double-buffered input rows, with their ports."""
         n, P, L, A, KB, G = (self._n, self._pes, self._lanes, self._acc_max, self.kb_max,
                              self.groups_max)
-        wmem = Memory(shape=data.ArrayLayout(data.ArrayLayout(signed(n), P), L),
-                      depth=self._weight_depth, init=[])
-        m.submodules.wmem = wmem
-        wwp = wmem.write_port()
-        wrp = wmem.read_port()
-        m.d.comb += [wwp.addr.eq(self.w_addr), wwp.data.eq(self.w_data), wwp.en.eq(self.w_we)]
+        wshape = data.ArrayLayout(data.ArrayLayout(signed(n), P), L)
+        if self._fusion:
+            # four banks of digit-plane rows (FUSION_SIGMA), bank = the low 2 address bits
+            wrp = []
+            for bank in range(4):
+                wmem = Memory(shape=wshape, depth=self._weight_depth, init=[])
+                m.submodules[f"wmem{bank}"] = wmem
+                wwp = wmem.write_port()
+                wrp.append(wmem.read_port())
+                m.d.comb += [wwp.addr.eq(self.w_addr[2:]), wwp.data.eq(self.w_data),
+                             wwp.en.eq(self.w_we & (self.w_addr[:2] == bank))]
+        else:
+            wmem = Memory(shape=wshape, depth=self._weight_depth, init=[])
+            m.submodules.wmem = wmem
+            wwp = wmem.write_port()
+            wrp = wmem.read_port()
+            m.d.comb += [wwp.addr.eq(self.w_addr), wwp.data.eq(self.w_data),
+                         wwp.en.eq(self.w_we)]
         chan_shape = data.StructLayout({"bias": data.ArrayLayout(signed(A), L),
                                         "m": data.ArrayLayout(unsigned(self._m_bits), L)})
         cmem = Memory(shape=chan_shape, depth=max(2, G), init=[])
@@ -253,7 +290,8 @@ class Engine(wiring.Component):
         crp = cmem.read_port()
         m.d.comb += [cwp.addr.eq(self.c_addr), cwp.data.bias.eq(self.c_bias),
                      cwp.data.m.eq(self.c_m), cwp.en.eq(self.c_we)]
-        ibuf = Memory(shape=data.ArrayLayout(unsigned(n), P), depth=2 * KB, init=[])
+        ibuf = Memory(shape=data.ArrayLayout(unsigned(n), self.geometry.x_fields),
+                      depth=2 * KB, init=[])
         m.submodules.ibuf = ibuf
         iwp = ibuf.write_port()
         irp = ibuf.read_port()
@@ -272,18 +310,59 @@ class Engine(wiring.Component):
         m.d.comb += [mem.iwp.addr.eq((wr_bank * KB) + wr_beat),
                      mem.iwp.data.eq(self.i.payload.x), mem.iwp.en.eq(load)]
         load_done = Signal()
+        bank_cls = []
+        kb_last = cfg.kb_last
+        if self._fusion:
+            # the vector's beat count follows its precision class (taken from its first beat)
+            cls_in = self._class_of(m, self.i.payload.bits, cfg.f_round, "ld_cls_in")
+            ld_cls = Signal.like(cls_in, name="ld_cls")
+            bank_cls = [Signal.like(cls_in, name=f"bank{b}_cls") for b in range(2)]
+            kb_last = self._kb_last_of(cfg, Mux(wr_beat == 0, cls_in, ld_cls))
+            with m.If(load & (wr_beat == 0)):
+                m.d.sync += ld_cls.eq(cls_in)
+                for b in range(2):
+                    with m.If(wr_bank == b):
+                        m.d.sync += bank_cls[b].eq(cls_in)
         with m.If(load):
             with m.If(wr_beat == 0):
                 for b in range(2):
                     with m.If(wr_bank == b):
                         m.d.sync += bank_bits[b].eq(self.i.payload.bits)
-            with m.If(wr_beat == cfg.kb_last):
+            with m.If(wr_beat == kb_last):
                 m.d.comb += load_done.eq(1)
                 m.d.sync += [wr_beat.eq(0), wr_bank.eq(~wr_bank)]
             with m.Else():
                 m.d.sync += wr_beat.eq(wr_beat + 1)
         return SimpleNamespace(wr_bank=wr_bank, wr_beat=wr_beat, full=full,
-                               bank_bits=bank_bits, load_ok=load_ok, load_done=load_done)
+                               bank_bits=bank_bits, bank_cls=bank_cls, load_ok=load_ok,
+                               load_done=load_done)
+
+    def _fusion_classes(self):
+        """Fusion engine: the precisions it distinguishes (candidates and n, the default),
+        ``{(b, round): products per unit per beat}`` and the sorted set of those values."""
+        widths = sorted(set(self._candidates) | {self._n})
+        table = {(b, r): fusion_unit_terms(self._n, b, "round" if r else "floor")
+                 for b in widths for r in (0, 1)}
+        return widths, table, sorted(set(table.values()))
+
+    def _class_of(self, m, bits, f_round, name):
+        """Index (into the sorted class list) of the class of precision ``bits``."""
+        widths, table, classes = self._fusion_classes()
+        idx = Signal(range(max(2, len(classes))), name=name)
+        with m.Switch(bits):
+            for b in widths:
+                with (m.Case(b) if b != self._n else m.Default()):
+                    m.d.comb += idx.eq(Mux(f_round, classes.index(table[b, 1]),
+                                           classes.index(table[b, 0])))
+        return idx
+
+    def _kb_last_of(self, cfg, idx):
+        """Beats - 1 of a vector of class ``idx``: ceil(K_BEATS / P) - 1 = (K_BEATS - 1) >> log2 P."""
+        classes = self._fusion_classes()[2]
+        out = cfg.kb_last >> (classes[0].bit_length() - 1)
+        for i, P in enumerate(classes[1:], 1):
+            out = Mux(idx == i, cfg.kb_last >> (P.bit_length() - 1), out)
+        return out
 
     def _sequencer(self, m, cfg, mem, ld, adv):
         """S0: walks the beats of a full bank once per output group, weight row by row."""
@@ -298,10 +377,15 @@ class Engine(wiring.Component):
         m.d.comb += issue.eq(adv & rd_full & ~cfg.f_add)
         release = Signal()
         s_first = sq_beat == 0
-        s_last = sq_beat == cfg.kb_last
         s_lastg = sq_group == cfg.g_last
         m.d.comb += mem.irp.addr.eq((rd_bank * KB) + sq_beat)
-        m.d.comb += mem.wrp.addr.eq(sq_addr)
+        fz = None
+        if self._fusion:
+            fz = self._fusion_addresses(m, cfg, mem, ld, rd_bank, sq_beat, issue, s_lastg)
+            s_last = fz.s_last
+        else:
+            s_last = sq_beat == cfg.kb_last
+            m.d.comb += mem.wrp.addr.eq(sq_addr)
         with m.If(issue):
             with m.If(s_last):
                 m.d.sync += sq_beat.eq(0)
@@ -318,7 +402,57 @@ class Engine(wiring.Component):
             with m.If(release & (rd_bank == b)):
                 m.d.sync += full[b].eq(0)
         return SimpleNamespace(rd_bank=rd_bank, sq_group=sq_group, issue=issue,
-                               s_first=s_first, s_last=s_last, s_lastg=s_lastg)
+                               s_first=s_first, s_last=s_last, s_lastg=s_lastg, fz=fz)
+
+    def _fusion_addresses(self, m, cfg, mem, ld, rd_bank, sq_beat, issue, s_lastg):
+        """Fusion engine S0: the vector's class, its last beat, and each weight bank's row.
+
+        Beat j of class P (products per unit) starts at chunk ``c0 = j P / 4`` of the group
+        (row ``base = g * chunks``); it reads chunks c0 .. c0 + Q - 1, Q = max(1, P / 4), and
+        bank m holds chunk ``c0 + (m mod Q)`` of the planes it needs (FUSION_SIGMA). Chunks
+        past the group's last are read as zeros (``wvalid``)."""
+        classes = self._fusion_classes()[2]
+        self._check_banks()
+        rd_cls = Mux(rd_bank, ld.bank_cls[1], ld.bank_cls[0])
+        s_last = sq_beat == self._kb_last_of(cfg, rd_cls)
+        base = Signal(range(self._weight_depth + 1), name="wbase")
+        with m.If(issue & s_last):
+            m.d.sync += base.eq(Mux(s_lastg, 0, base + cfg.chunks))
+        c0 = Signal(range(4 * self.kb_max + 1), name="chunk0")
+        cands = [(sq_beat * P) >> 2 for P in classes]
+        sel = cands[0]
+        for i in range(1, len(classes)):
+            sel = Mux(rd_cls == i, cands[i], sel)
+        m.d.comb += c0.eq(sel)
+        qmask = Signal(2, name="qmask")
+        msk = Const(max(1, classes[0] // 4) - 1, 2)
+        for i, P in enumerate(classes[1:], 1):
+            msk = Mux(rd_cls == i, max(1, P // 4) - 1, msk)
+        m.d.comb += qmask.eq(msk)
+        valid = []
+        for bank in range(4):
+            c = Signal.like(c0, name=f"chunk_b{bank}")
+            m.d.comb += [c.eq(c0 + (bank & qmask)), mem.wrp[bank].addr.eq(base + c)]
+            valid.append(c < cfg.chunks)
+        return SimpleNamespace(s_last=s_last, valid=Cat(*valid), rot=c0[:2],
+                               quarter=sq_beat[:2], cls=rd_cls)
+
+    def _check_banks(self):
+        """Elaboration-time proof that the bank layout has no conflict: for every class and
+        every chunk offset a beat can start at, the (plane, chunk) reads of the beat go to
+        distinct banks, and bank m reads chunk c0 + (m mod Q)."""
+        widths, table, _ = self._fusion_classes()
+        for (b, r), P in table.items():
+            Q = max(1, P // 4)
+            planes = fusion_planes(self._n, b, "round" if r else "floor")
+            for c0 in range(0, 8, Q):
+                banks = {}
+                for q in range(Q):
+                    for p in range(planes):
+                        bank = (c0 + q + FUSION_SIGMA[p]) % 4
+                        if bank in banks or bank % Q != q:
+                            raise RTLParamError(f"fusion bank conflict at b={b}, round={r}")
+                        banks[bank] = (p, q)
 
     def _products(self, m, cfg, mem, ld, sq, adv):
         """S1: operands read; the shared activation row is nested-shifted once, then every
@@ -352,6 +486,8 @@ class Engine(wiring.Component):
 
         if not self._deep:
             m.d.comb += mem.crp.addr.eq(g1)
+        if self._fusion:
+            return self._fusion_products(m, cfg, mem, sq, ctl, adv)
         x_in = [mem.irp.data[j] for j in range(P)]
         w_in = [[mem.wrp.data[lane][j] for j in range(P)] for lane in range(L)]
         if self._deep:
@@ -395,6 +531,109 @@ class Engine(wiring.Component):
                          lastg2.eq(ctl.lastg), bits2.eq(ctl.bits)]
         return SimpleNamespace(valids=valids, v2=v2, first2=first2, last2=last2,
                                lastg2=lastg2, bits1=bits1, bits2=bits2, beat2=beat2)
+
+    def _fusion_products(self, m, cfg, mem, sq, ctl, adv):
+        """Fusion engine S1: the beat's b-bit operands routed to every unit's 16 slots and
+        each lane's dot product (the units' ``fusion_dot`` sums), shifted to master units.
+
+        Term t of a beat of class P goes to unit ``t // P``, slot ``t % P``: its activation
+        is bits b t .. b t + b - 1 of the packed input row; its weight is rebuilt from the
+        digit planes it needs (chunk ``t // 4 pes`` of the beat, digit ``t % 4 pes``; at
+        P = 1 digit ``(j mod 4) pes + t``), an arithmetic shift (floor) or the rounding bit
+        added and clamped (round). Slots at and beyond P carry zeros."""
+        n, P, L, E = self._n, self._pes, self._lanes, self.exact_width
+        G2 = (n // 2) ** 2
+        widths, table, _ = self._fusion_classes()
+        fz = sq.fz
+        valid1, rot1, quarter1 = Signal(4, name="wvalid1"), Signal(2, name="rot1"), \
+            Signal(2, name="quarter1")
+        with m.If(adv):
+            m.d.sync += [valid1.eq(fz.valid), rot1.eq(fz.rot), quarter1.eq(fz.quarter)]
+        xp = Cat(*[mem.irp.data[j] for j in range(self.geometry.x_fields)])
+        rows, quarters = {}, {}
+
+        def plane_row(lane, p, q):
+            """Lane ``lane``'s row of plane p, chunk c0 + q of the beat: bank (rot + q +
+            sigma(p)) mod 4, zero when that chunk is past the group's last."""
+            if (lane, p, q) not in rows:
+                r = Signal(8 * P, name=f"plane{lane}_{p}_{q}")
+                with m.Switch(rot1):
+                    for rot in range(4):
+                        bank = (rot + q + FUSION_SIGMA[p]) % 4
+                        data_ = Cat(*[mem.wrp[bank].data[lane][j] for j in range(P)])
+                        with m.Case(rot):
+                            m.d.comb += r.eq(Mux(valid1[bank], data_, 0))
+                rows[lane, p, q] = r
+            return rows[lane, p, q]
+
+        def digit(lane, p, Pc, t):
+            if Pc >= 4:
+                i, row = t % (4 * P), plane_row(lane, p, t // (4 * P))
+                return row[2 * i:2 * i + 2]
+            if (lane, p, t) not in quarters:
+                row = plane_row(lane, p, 0)
+                d = Signal(2, name=f"dq{lane}_{p}_{t}")
+                with m.Switch(quarter1):
+                    for qt in range(4):
+                        with m.Case(qt):
+                            i = qt * P + t
+                            m.d.comb += d.eq(row[2 * i:2 * i + 2])
+                quarters[lane, p, t] = d
+            return quarters[lane, p, t]
+
+        def weight(lane, b, r, Pc, t):
+            planes = fusion_planes(n, b, "round" if r else "floor")
+            v = Cat(*[digit(lane, p, Pc, t) for p in reversed(range(planes))])
+            if not r or b == n:
+                return v[2 * planes - b:]
+            u = v[2 * planes - b - 1:].as_signed()          # b + 1 bits: the code and bit k-1
+            rr = materialize(m, (u + 1) >> 1, f"wr{lane}_{b}_{t}")
+            hi = (1 << (b - 1)) - 1
+            return Mux(rr > hi, hi, rr)[:b]
+
+        # the plane rows and digits every (b, mode) uses, built before the precision switch
+        # (a signal first driven inside one of its cases would be driven only there)
+        for b in widths:
+            for r in (1, 0):
+                Pc = table[b, r]
+                for p in range(fusion_planes(n, b, "round" if r else "floor")):
+                    for lane in range(L):
+                        for t in range(P * Pc):
+                            digit(lane, p, Pc, t)
+        xr = [[Signal(n, name=f"fx{u}_{s}") for s in range(G2)] for u in range(P)]
+        wr = [[[Signal(n, name=f"fw{lane}_{u}_{s}") for s in range(G2)] for u in range(P)]
+              for lane in range(L)]
+        with m.Switch(ctl.bits):
+            for b in widths:
+                with (m.Case(b) if b != n else m.Default()):
+                    for r in (1, 0):
+                        Pc = table[b, r]
+                        with (m.If(cfg.f_round) if r else m.Else()):
+                            for u in range(P):
+                                for s_ in range(G2):
+                                    if s_ >= Pc:
+                                        m.d.comb += [xr[u][s_].eq(0)] + \
+                                            [wr[lane][u][s_].eq(0) for lane in range(L)]
+                                        continue
+                                    t = u * Pc + s_
+                                    m.d.comb += xr[u][s_].eq(xp[b * t:b * t + b])
+                                    for lane in range(L):
+                                        m.d.comb += wr[lane][u][s_].eq(weight(lane, b, r, Pc, t))
+        beat2 = [Signal(signed(E), name=f"beat{lane}") for lane in range(L)]
+        for lane in range(L):
+            s_ = sum_tree([fusion_dot(m, n, ctl.bits, widths, xr[u], wr[lane][u],
+                                      name=f"f{lane}_{u}") for u in range(P)])
+            s_ = shift_left_by_bits(m, s_, n, ctl.bits, self._candidates, 2, E, f"bsh{lane}")
+            with m.If(adv):
+                m.d.sync += beat2[lane].eq(s_)
+        v2, first2, last2, lastg2 = Signal(), Signal(), Signal(), Signal()
+        bits2 = Signal.like(ctl.bits)
+        with m.If(adv):
+            m.d.sync += [v2.eq(ctl.v), first2.eq(ctl.first), last2.eq(ctl.last),
+                         lastg2.eq(ctl.lastg), bits2.eq(ctl.bits)]
+        return SimpleNamespace(valids=[ctl.v], v2=v2, first2=first2, last2=last2,
+                               lastg2=lastg2, bits1=ctl.bits, bits2=bits2, beat2=beat2,
+                               xr=xr, wr=wr, valid1=valid1)
 
     def _accumulate(self, m, mem, s2, adv):
         """S2: per-lane accumulation from the channel bias; at the last beat the exact sum

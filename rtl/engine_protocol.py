@@ -24,11 +24,13 @@ from golden import fast as _fast
 from golden import layers as L
 from golden.formats import AccumulatorSpec, AddConstants, DQTValueError, IntFormat, NestedMode, \
     Overflow, check_bits
+from golden.ops import fusion_products_per_beat, nested_shift
 
 __all__ = [
     "CFG", "FLAG", "EngineGeometry", "LayerTile", "plan_dense", "dense_input_beats",
     "collect_dense", "reference_dense", "plan_add", "add_input_beats", "collect_add",
-    "conv_rows", "conv_from_rows", "plan_network_layer",
+    "conv_rows", "conv_from_rows", "plan_network_layer", "dense_beat_arrays",
+    "fusion_planes", "fusion_unit_terms", "FUSION_SIGMA",
 ]
 
 #: Configuration register addresses of the engine (``cfg_addr``).
@@ -46,6 +48,34 @@ CFG = {
 }
 #: FLAGS register bits.
 FLAG = {"REQUANT": 1, "SATURATE": 2, "ROUND": 4, "ADD": 8}
+
+
+#: Fusion engine (``Engine(fusion=True)``): weight digit plane p (p = 0 the top 2 bits) of
+#: chunk c lives in weight bank ``(c + FUSION_SIGMA[p]) % 4``. A beat then reads each bank
+#: at most once: four consecutive chunks of plane 0 (b <= 2, floor), two of planes 0 and 1
+#: (b = 2, round), or up to four planes of one chunk (docs/rtl.md, "Bit-plane weights").
+FUSION_SIGMA = (0, 2, 1, 3)
+
+
+def fusion_planes(n: int, bits: int, mode) -> int:
+    """Weight digit planes (2 bits each, from the top) a b-bit nested weight needs: the
+    ceil(b/2) that hold its bits in ``floor`` mode; in ``round`` mode also the bit below
+    them, k - 1 (``bits // 2 + 1`` planes), except at full width."""
+    check_bits(bits, n)
+    if NestedMode.parse(mode) is NestedMode.ROUND and bits < n:
+        return min(n // 2, bits // 2 + 1)
+    return -(-bits // 2)
+
+
+def fusion_unit_terms(n: int, bits: int, mode) -> int:
+    """Products per fusion unit per beat in the fusion engine: the fusion MAC's
+    ``fusion_products_per_beat``, halved while the beat's weight reads (a chunk is 4 terms
+    per unit; chunks x planes) exceed the n/2 banks: only b = 2 in ``round`` mode (8, not
+    16: it needs planes 0 and 1)."""
+    P, planes, banks = fusion_products_per_beat(n, bits), fusion_planes(n, bits, mode), n // 2
+    while max(1, P // banks) * planes > banks:
+        P //= 2
+    return P
 
 
 def _u32(v: int) -> int:
@@ -67,6 +97,38 @@ class EngineGeometry:
     m_bits: int = 31
     candidates: tuple | None = None
     add_bits: int = 32
+    fusion: bool = False
+
+    @classmethod
+    def from_derived(cls, d: dict) -> "EngineGeometry":
+        """The geometry of an engine from its derived properties (``component_info``)."""
+        cands = d.get("candidates")
+        full = list(range(1, d["n"] + 1))
+        return cls(d["n"], d["lanes"], d["pes"], d["max_k"], d["max_out"], d["weight_depth"],
+                   d["acc_max"], d["m_bits"],
+                   None if cands is None or list(cands) == full else tuple(cands),
+                   d.get("add_bits", 32), bool(d.get("fusion", False)))
+
+    @property
+    def x_fields(self) -> int:
+        """n-bit fields of the input payload's ``x`` (and ``x2``): ``pes``; 4 pes in the
+        fusion engine, whose dense beats carry up to 16 pes packed 2-bit codes."""
+        return 4 * self.pes if self.fusion else self.pes
+
+    def unit_terms(self, bits: int, mode="floor") -> int:
+        """Terms per PE per beat at ``bits`` (1 unless fusion: :func:`fusion_unit_terms`)."""
+        if not self.fusion:
+            return 1
+        b = self.n if self.candidates is not None and bits not in self.candidates else bits
+        return fusion_unit_terms(self.n, b, mode)
+
+    def beats(self, k_beats: int, bits: int, mode="floor") -> int:
+        """Input beats of a vector of ``k_beats`` full-width beats at ``bits``."""
+        return -(-int(k_beats) // self.unit_terms(bits, mode))
+
+    def chunks(self, k_beats: int) -> int:
+        """Fusion engine: weight rows (chunks of 4 pes terms) per bank per output group."""
+        return -(-int(k_beats) // 4)
 
     @property
     def kb_max(self) -> int:
@@ -100,7 +162,8 @@ class LayerTile:
     """What the host writes for one tile of output channels ``[c0, c1)``.
 
     ``cfg``: (address, value) register writes; ``weights``: (row address, [lanes][pes]
-    codes), one ``w_we`` write each; ``chans``: (group, [bias per lane], [M per lane]), one
+    codes), one ``w_we`` write each (fusion engine: address ``4 * row + bank`` and the
+    bank row's digits packed into the pes codes, :func:`_fusion_weight_rows`); ``chans``: (group, [bias per lane], [M per lane]), one
     ``c_we`` write each. Apply them in order while the engine is idle (``busy`` low).
     """
 
@@ -108,6 +171,7 @@ class LayerTile:
     c1: int
     k_beats: int
     groups: int
+    mode: str = "floor"
     cfg: list = field(default_factory=list)
     weights: list = field(default_factory=list)
     chans: list = field(default_factory=list)
@@ -150,15 +214,16 @@ def plan_dense(geom: EngineGeometry, w2d, bias, M, S: int, acc_width: int, overf
     flags = (FLAG["REQUANT"] if requant else 0) \
         | (FLAG["SATURATE"] if Overflow.parse(overflow) is Overflow.SATURATE else 0) \
         | (FLAG["ROUND"] if NestedMode.parse(mode) is NestedMode.ROUND else 0)
-    groups_per_tile = min(geom.groups_max, geom.weight_depth // kb)
+    rows = geom.chunks(kb) if geom.fusion else kb     # weight rows (per bank) per group
+    groups_per_tile = min(geom.groups_max, geom.weight_depth // rows)
     per_tile = groups_per_tile * geom.lanes
-    wpad = np.zeros((O, kb * geom.pes), dtype=np.int64)
+    wpad = np.zeros((O, rows * (4 if geom.fusion else 1) * geom.pes), dtype=np.int64)
     wpad[:, :K] = w2d
     tiles = []
     for c0 in range(0, O, per_tile):
         c1 = min(O, c0 + per_tile)
         groups = -(-(c1 - c0) // geom.lanes)
-        t = LayerTile(c0, c1, kb, groups)
+        t = LayerTile(c0, c1, kb, groups, NestedMode.parse(mode).value)
         t.cfg = [(CFG["K_BEATS"], kb), (CFG["GROUPS"], groups), (CFG["SHIFT"], int(S)),
                  (CFG["CLIP_HI"], clip), (CFG["FLAGS"], flags),
                  (CFG["ACC_WIDTH"], int(acc_width)), (CFG["CLEAR"], 0)]
@@ -166,32 +231,81 @@ def plan_dense(geom: EngineGeometry, w2d, bias, M, S: int, acc_width: int, overf
             lanes = [c0 + g * geom.lanes + lane for lane in range(geom.lanes)]
             # lanes past the last channel get zeros, so stale rows of an earlier tile
             # cannot raise the overflow flag
-            for j in range(kb):
-                t.weights.append((g * kb + j, [
-                    [int(v) for v in wpad[c, j * geom.pes:(j + 1) * geom.pes]] if c < c1
-                    else [0] * geom.pes for c in lanes]))
+            wl = np.stack([wpad[c] if c < c1 else np.zeros_like(wpad[0]) for c in lanes])
+            if geom.fusion:
+                t.weights += _fusion_weight_rows(geom, wl, g * rows)
+            else:
+                t.weights += [(g * kb + j, wl[:, j * geom.pes:(j + 1) * geom.pes].tolist())
+                              for j in range(kb)]
             t.chans.append((g, [int(bias[c]) if c < c1 else 0 for c in lanes],
                             [int(M[c]) if c < c1 else 0 for c in lanes]))
         tiles.append(t)
     return tiles
 
 
-def dense_beat_arrays(pes: int, k_beats: int, rows, bits):
-    """Rows [R, K] of codes as ``k_beats`` beats of ``pes`` codes each (zero-padded):
-    ``(beats [R * k_beats, pes], bits per beat [R * k_beats])``; ``bits`` is an int or one per
-    row. The array form of :func:`dense_input_beats`, for drivers that stream whole arrays."""
+def _fusion_weight_rows(geom: EngineGeometry, wl, row0: int) -> list:
+    """Bank rows of one group's weights ``wl`` [lanes, chunks * 4 pes] (fusion engine).
+
+    Digit plane p of weight w is ``(w >> (n - 2 - 2p)) & 3`` (p = 0: the top two bits, the
+    sign's digit). Chunk c (terms 4 pes c .. 4 pes (c + 1) - 1) of plane p goes to bank
+    ``(c + FUSION_SIGMA[p]) % 4``, row ``row0 + c``, digit i at bits 2i..2i+1 of the lane's
+    8 pes-bit row, written as pes signed n-bit codes at ``w_addr = 4 * row + bank``."""
+    n, P = geom.n, geom.pes
+    L_, width = wl.shape
+    u = np.asarray(wl, dtype=np.int64) & ((1 << n) - 1)
+    chunks = width // (4 * P)
+    out = []
+    for c in range(chunks):
+        blk = u[:, c * 4 * P:(c + 1) * 4 * P]
+        for p in range(n // 2):
+            d = (blk >> (n - 2 - 2 * p)) & 3                    # [lanes, 4P] digits
+            byte = (d.reshape(L_, P, 4) << (2 * np.arange(4))).sum(axis=2)
+            codes = np.where(byte >= 1 << (n - 1), byte - (1 << n), byte)
+            out.append((4 * (row0 + c) + (c + FUSION_SIGMA[p]) % 4, codes.tolist()))
+    return out
+
+
+def dense_beat_arrays(geom: EngineGeometry, k_beats: int, rows, bits, mode="floor"):
+    """Rows [R, K] of master codes as input beats: ``(x [nb, x_fields], bits per beat
+    [nb])``; ``bits`` is an int or one per row. Plain engine: ``k_beats`` beats of ``pes``
+    codes per row (zero-padded). Fusion engine: the host's nested conversion (``mode``) to
+    b-bit codes, ``geom.unit_terms(b) * pes`` of them per beat packed from bit 0 (code t at
+    bits b t .. b t + b - 1 of the beat's ``x`` fields), ``geom.beats(k_beats, b)`` beats.
+    The array form of :func:`dense_input_beats`, for drivers that stream whole arrays."""
     rows = np.asarray(rows, dtype=np.int64)
     R, K = rows.shape
-    if k_beats * pes < K:
-        raise DQTValueError(f"tile has {k_beats} beats of {pes} for K={K}")
-    xp = np.zeros((R, k_beats * pes), dtype=np.int64)
-    xp[:, :K] = rows
-    bb = np.repeat(np.broadcast_to(np.asarray(bits, dtype=np.int64), (R,)), k_beats)
-    return xp.reshape(R * k_beats, pes), bb
+    P = geom.pes
+    if k_beats * P < K:
+        raise DQTValueError(f"tile has {k_beats} beats of {P} for K={K}")
+    b = np.broadcast_to(np.asarray(bits, dtype=np.int64), (R,))
+    if not geom.fusion:
+        xp = np.zeros((R, k_beats * P), dtype=np.int64)
+        xp[:, :K] = rows
+        return xp.reshape(R * k_beats, P), np.repeat(b, k_beats)
+    n, XF = geom.n, geom.x_fields
+    nbs = np.array([geom.beats(k_beats, int(v), mode) for v in b])
+    x = np.zeros((int(nbs.sum()), XF), dtype=np.int64)
+    first = np.concatenate([[0], np.cumsum(nbs)[:-1]])
+    for v in np.unique(b):
+        v = int(v)
+        idx = np.nonzero(b == v)[0]
+        T = geom.unit_terms(v, mode) * P
+        nb = geom.beats(k_beats, v, mode)
+        q = np.zeros((len(idx), nb * T), dtype=np.int64)
+        q[:, :K] = nested_shift(rows[idx], n, v, mode)
+        bitv = (q.reshape(len(idx), nb, T, 1) >> np.arange(v)) & 1   # LSB first per code
+        flat = bitv.reshape(len(idx), nb, T * v)
+        pad = np.zeros((len(idx), nb, XF * n), dtype=np.int64)
+        pad[:, :, :T * v] = flat
+        fields = (pad.reshape(len(idx), nb, XF, n) << np.arange(n)).sum(axis=3)
+        for r, f in zip(idx, fields):
+            x[first[r]:first[r] + nb] = f
+    return x, np.repeat(b, nbs)
 
 
-def dense_input_beats(geom: EngineGeometry, x_rows, bits) -> list[dict]:
-    """Input beats for rows [R, K] of unsigned codes; ``bits`` is an int or one per row."""
+def dense_input_beats(geom: EngineGeometry, x_rows, bits, mode="floor") -> list[dict]:
+    """Input beats for rows [R, K] of unsigned codes; ``bits`` is an int or one per row
+    (``mode``: the nested conversion, which the fusion engine's host applies)."""
     x_rows = IntFormat(geom.n, False).check(np.asarray(x_rows), "input codes")
     R, K = x_rows.shape
     kb = geom.k_beats(K)
@@ -199,8 +313,8 @@ def dense_input_beats(geom: EngineGeometry, x_rows, bits) -> list[dict]:
     for v in np.unique(b):
         check_bits(int(v), geom.n)
         geom.effective_bits(int(v))
-    beats, bb = dense_beat_arrays(geom.pes, kb, x_rows, b)
-    zeros = [0] * geom.pes
+    beats, bb = dense_beat_arrays(geom, kb, x_rows, b, mode)
+    zeros = [0] * geom.x_fields
     return [{"x": [int(v) for v in x], "x2": zeros, "bits": int(bt)}
             for x, bt in zip(beats, bb)]
 
@@ -281,8 +395,9 @@ def add_input_beats(geom: EngineGeometry, q1_rows, q2_rows, bits=None) -> list[d
     b = np.zeros((R, kb * P), dtype=np.int64)
     a[:, :K], b[:, :K] = q1, q2
     bb = geom.n if bits is None else int(bits)
-    return [{"x": [int(v) for v in a[r, j * P:(j + 1) * P]],
-             "x2": [int(v) for v in b[r, j * P:(j + 1) * P]], "bits": bb}
+    pad = [0] * (geom.x_fields - P)
+    return [{"x": [int(v) for v in a[r, j * P:(j + 1) * P]] + pad,
+             "x2": [int(v) for v in b[r, j * P:(j + 1) * P]] + pad, "bits": bb}
             for r in range(R) for j in range(kb)]
 
 

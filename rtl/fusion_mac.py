@@ -104,43 +104,54 @@ class FusionMac(DotMac):
             wr = [nested_shift_comb(m, p.w[j], n, p.bits, self._mode, True, self._candidates,
                                     name=f"w{j}")[0] for j in range(self._pes)]
 
-        # per brick (r, c) of the grid: its x digit, w digit (3-bit signed) and shift
-        xd = [[Signal(signed(3), name=f"bx{r}_{c}") for c in range(G)] for r in range(G)]
-        wd = [[Signal(signed(3), name=f"bw{r}_{c}") for c in range(G)] for r in range(G)]
-        sh = [[Signal(range(2 * (2 * G - 1) + 1), name=f"bs{r}_{c}") for c in range(G)]
-              for r in range(G)]
-        with m.Switch(p.bits):
-            for b in widths:
-                case = m.Case(b) if b != n else m.Default()
-                with case:
-                    self._route(m, b, xr, wr, xd, wd, sh)
-        prods = []
-        for r in range(G):
-            for c in range(G):
-                prod = materialize(m, xd[r][c] * wd[r][c], f"bp{r}_{c}")
-                prods.append(prod << sh[r][c])
-        beat = sum_tree(prods)
+        beat = fusion_dot(m, n, p.bits, widths, xr, wr)
         beat = shift_left_by_bits(m, beat, n, p.bits, self._candidates, 2, E, "beat_sh")
         return self.accumulate_beats(m, en, beat)
 
-    def _route(self, m, b, xr, wr, xd, wd, sh):
-        """Brick inputs and shifts at precision ``b`` (elaboration-time)."""
-        n, G = self._n, self._n // 2
-        g = fusion_group(n, b)                       # digits per operand in a product group
-        act = -(-b // 2)                             # digits a b-bit code uses (<= g)
-        per_row = G // g
-        for r in range(G):
-            for c in range(G):
-                prod = (r // g) * per_row + (c // g)
-                i, j = r % g, c % g
-                if i >= act or j >= act:             # operand isolation: an unused brick
-                    m.d.comb += [xd[r][c].eq(0), wd[r][c].eq(0), sh[r][c].eq(0)]
-                    continue
-                xdig = _digits(Cat(xr[prod][:b], Const(0, 2 * act - b)), 2 * act)[i]
-                wext = wr[prod][:b].as_signed()      # the b-bit code, sign-extended below
-                wfull = Cat(wext, *([wext[-1]] * (2 * act - b)))
-                wdig = _digits(wfull, 2 * act)[j]
-                m.d.comb += [xd[r][c].eq(Cat(xdig, Const(0, 1)).as_signed()),
-                             wd[r][c].eq(wdig.as_signed() if j == act - 1
-                                         else Cat(wdig, Const(0, 1)).as_signed()),
-                             sh[r][c].eq(2 * (i + j))]
+
+def fusion_dot(m, n, bits, widths, xr, wr, name="b"):
+    """The fusion grid's dot product of one beat: the (n/2)^2 lanes' right-aligned b-bit
+    codes ``xr`` (unsigned) and ``wr`` (two's complement in the low b bits), b = ``bits``
+    (a signal; ``widths``: the precisions it distinguishes, the last one, n, the default),
+    formed from 2-bit x 2-bit brick products shifted to their places and summed. Lanes at
+    and beyond ``fusion_products_per_beat(n, b)`` are ignored. Shared by :class:`FusionMac`
+    and the fusion engine (``rtl.engine.Engine(fusion=True)``)."""
+    G = n // 2                                   # grid side, in digits
+    # per brick (r, c) of the grid: its x digit, w digit (3-bit signed) and shift
+    xd = [[Signal(signed(3), name=f"{name}x{r}_{c}") for c in range(G)] for r in range(G)]
+    wd = [[Signal(signed(3), name=f"{name}w{r}_{c}") for c in range(G)] for r in range(G)]
+    sh = [[Signal(range(2 * (2 * G - 1) + 1), name=f"{name}s{r}_{c}") for c in range(G)]
+          for r in range(G)]
+    with m.Switch(bits):
+        for b in widths:
+            with (m.Case(b) if b != n else m.Default()):
+                _route(m, n, b, xr, wr, xd, wd, sh)
+    prods = []
+    for r in range(G):
+        for c in range(G):
+            prod = materialize(m, xd[r][c] * wd[r][c], f"{name}p{r}_{c}")
+            prods.append(prod << sh[r][c])
+    return sum_tree(prods)
+
+
+def _route(m, n, b, xr, wr, xd, wd, sh):
+    """Brick inputs and shifts at precision ``b`` (elaboration-time)."""
+    G = n // 2
+    g = fusion_group(n, b)                       # digits per operand in a product group
+    act = -(-b // 2)                             # digits a b-bit code uses (<= g)
+    per_row = G // g
+    for r in range(G):
+        for c in range(G):
+            prod = (r // g) * per_row + (c // g)
+            i, j = r % g, c % g
+            if i >= act or j >= act:             # operand isolation: an unused brick
+                m.d.comb += [xd[r][c].eq(0), wd[r][c].eq(0), sh[r][c].eq(0)]
+                continue
+            xdig = _digits(Cat(xr[prod][:b], Const(0, 2 * act - b)), 2 * act)[i]
+            wext = wr[prod][:b].as_signed()      # the b-bit code, sign-extended below
+            wfull = Cat(wext, *([wext[-1]] * (2 * act - b)))
+            wdig = _digits(wfull, 2 * act)[j]
+            m.d.comb += [xd[r][c].eq(Cat(xdig, Const(0, 1)).as_signed()),
+                         wd[r][c].eq(wdig.as_signed() if j == act - 1
+                                     else Cat(wdig, Const(0, 1)).as_signed()),
+                         sh[r][c].eq(2 * (i + j))]
