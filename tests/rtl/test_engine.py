@@ -22,6 +22,10 @@ from .engine_driver import EngineRun, run_engine
 # layers with more channels exercise the host tiling
 SMALL = dict(n=8, lanes=4, pes=8, max_k=64, max_out=8, weight_depth=32, acc_max=32,
              m_bits=24)
+# the fusion engine: 2 lanes of 2 fusion units (2 / 8 / 32 products per lane per cycle at
+# 8 / 4 / 2 bits); K = 45 is 23 beats at 8 bits, 6 weight rows per bank per group
+FUSION = dict(n=8, lanes=2, pes=2, max_k=64, max_out=4, weight_depth=16, acc_max=32,
+              m_bits=24, fusion=True)
 
 
 def _dense_jobs(geom, tiles, beats, R):
@@ -30,7 +34,7 @@ def _dense_jobs(geom, tiles, beats, R):
 
 def _run_dense(dut, tiles, x_rows, bits, seed=0, **kw):
     geom = dut.geometry
-    beats = ge.dense_input_beats(geom, x_rows, bits)
+    beats = ge.dense_input_beats(geom, x_rows, bits, tiles[0].mode)
     jobs = run_engine(dut, _dense_jobs(geom, tiles, beats, x_rows.shape[0]), seed=seed, **kw)
     ys, overs = [], []
     for t, j in zip(tiles, jobs):
@@ -71,11 +75,28 @@ ENGINE_CASES = [(v, False, *c) for v in ("right", "msb") for c in LAYER_CASES] +
 def test_engine_linear_layer(variant, deep, mode, overflow, acc_width, requant, clip_hi,
                              record_property):
     dut = Engine(variant=variant, deep_pipeline=deep, **SMALL)
-    rng = np.random.default_rng(hash((variant, mode, overflow)) & 0xFFFF)
-    R, K, O = 12, 45, 10                      # K padded to 6 beats; O needs 2 tiles
+    _check_linear_layer(dut, hash((variant, mode, overflow)) & 0xFFFF, mode, overflow,
+                        acc_width, requant, clip_hi, record_property)
+
+
+@pytest.mark.parametrize("mode,overflow,acc_width,requant,clip_hi", LAYER_CASES)
+def test_fusion_engine_linear_layer(mode, overflow, acc_width, requant, clip_hi,
+                                    record_property):
+    """The fusion engine: every precision 1..8, changing on every row, both nested modes
+    (the host's activation conversion and the engine's weight rebuild from digit planes),
+    three tiles of channels, against golden qdense."""
+    _check_linear_layer(Engine(**FUSION), hash(("fusion", mode, overflow)) & 0xFFFF, mode,
+                        overflow, acc_width, requant, clip_hi, record_property)
+
+
+def _check_linear_layer(dut, seed, mode, overflow, acc_width, requant, clip_hi,
+                        record_property):
+    rng = np.random.default_rng(seed)
+    R, K, O = 12, 45, 10                      # K padded to whole beats; O needs >= 2 tiles
     x = rng.integers(0, 256, (R, K))
     w = rng.integers(-128, 128, (O, K))
     x[0], w[0] = 255, -128                    # extreme row/channel (largest |products|)
+    w[1] = 127                                # the round mode's clamp of a weight at every b
     lim = 1 << (acc_width - 2)
     bias = rng.integers(-lim, lim, O)
     M = rng.integers(1, 1 << 16, O)
@@ -83,7 +104,7 @@ def test_engine_linear_layer(variant, deep, mode, overflow, acc_width, requant, 
     bits = np.array([8, 4, 2, 6, 1, 8, 3, 5, 7, 2, 8, 4])   # changes on every row
     tiles = ge.plan_dense(dut.geometry, w, bias, M, S, acc_width, overflow, requant, clip_hi,
                           mode)
-    assert len(tiles) == 2
+    assert len(tiles) >= 2
     y, over, jobs = _run_dense(dut, tiles, x, bits, seed=R)
     ey, eo = ge.reference_dense(x, w, bias, M, S, 8, bits, mode,
                                 AccumulatorSpec(acc_width, overflow), requant, clip_hi)
@@ -125,9 +146,41 @@ def test_engine_precision_change_costs_zero_cycles(deep, record_property):
     record_property("vectors", 3 * R * O)
 
 
+def test_fusion_engine_cycles_scale_with_precision(record_property):
+    """A vector at b takes ceil(K_BEATS / P(b)) beats (P = 1, 4, 16, and 8 at b = 2 in
+    round mode): a constant-precision stream takes exactly the first load, R * beats(b)
+    compute cycles and the pipeline latency, so 8-bit streams take 4x / 16x the cycles of
+    4- / 2-bit ones when K fills the beats."""
+    dut_geom = dict(FUSION, max_out=2)
+    rng = np.random.default_rng(5)
+    R, K, O = 6, 64, 2
+    x = rng.integers(0, 256, (R, K))
+    w = rng.integers(-128, 128, (O, K))
+    bias = rng.integers(-1000, 1000, O)
+    M = rng.integers(1, 1 << 12, O)
+    cycles = {}
+    for mode, b in [("floor", 8), ("floor", 4), ("floor", 2), ("round", 2), ("round", 4)]:
+        dut = Engine(**dut_geom)
+        geom = dut.geometry
+        tiles = ge.plan_dense(geom, w, bias, M, 14, 26, mode=mode)
+        assert len(tiles) == 1 and tiles[0].groups == 1
+        y, _, jobs = _run_dense(dut, tiles, x, np.full(R, b), p_valid=1.0, p_ready=1.0)
+        ey, _ = ge.reference_dense(x, w, bias, M, 14, 8, b, mode, AccumulatorSpec(26))
+        _assert_equal(y, ey, f"{mode} {b}", x, b)
+        nb = geom.beats(geom.k_beats(K), b, mode)
+        assert nb == -(-K // (geom.pes * geom.unit_terms(b, mode)))
+        cycles[mode, b] = jobs[0].stream_cycles
+        assert cycles[mode, b] == nb + R * nb + dut.pipeline_latency, (mode, b, cycles)
+    lat = Engine(**dut_geom).pipeline_latency
+    compute = {k: v - lat for k, v in cycles.items()}
+    assert compute["floor", 8] == 4 * compute["floor", 4] == 16 * compute["floor", 2]
+    assert compute["round", 2] == 2 * compute["floor", 2]
+    record_property("vectors", 5 * R * O)
+
+
 @pytest.mark.parametrize("geom", [SMALL, dict(SMALL, lanes=8, pes=4, max_out=16),
-                                  dict(SMALL, deep_pipeline=True)],
-                         ids=["chunked", "one-chunk", "chunked-deep"])
+                                  dict(SMALL, deep_pipeline=True), FUSION],
+                         ids=["chunked", "one-chunk", "chunked-deep", "fusion"])
 def test_engine_residual_add(geom, record_property):
     dut = Engine(**geom)
     geom = dut.geometry
@@ -213,6 +266,12 @@ def test_engine_runs_network_layers_against_traces(tmp_path, record_property):
 def test_engine_parameter_checks():
     with pytest.raises(DQTValueError, match="lanes=0 is outside"):
         Engine(lanes=0)
+    with pytest.raises(DQTValueError, match="fusion=True needs n=8"):
+        Engine(n=4, fusion=True)
+    with pytest.raises(DQTValueError, match="deep_pipeline=False"):
+        Engine(fusion=True, deep_pipeline=True)
+    with pytest.raises(DQTValueError, match="fusion=1 must be true or false"):
+        Engine(fusion=1)
     with pytest.raises(DQTValueError, match="weight_depth=4 must hold"):
         Engine(max_k=512, pes=8, weight_depth=4)
     with pytest.raises(DQTValueError, match="variant='mid'"):
