@@ -216,6 +216,10 @@ class HostBridge(wiring.Component):
     input stream and output stream (see the module docstring for the frames)."""
 
     def __init__(self, engine: Engine):
+        if engine.fusion:
+            raise RTLParamError("the UART host bridge carries the nested engine's frames; an "
+                                "engine with fusion=True has no FPGA top yet (run it with "
+                                "dqt sim's batch driver)")
         self._eng = engine
         self.fmt = FrameFormat(engine.geometry)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),

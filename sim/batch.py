@@ -48,7 +48,7 @@ class _Layout(ctypes.Structure):
     _fields_ = [(f, ctypes.c_int32) for f in (
         "n", "pes", "lanes", "out_lanes", "acc_max", "m_bits",
         "in_x_off", "in_x2_off", "in_bits_off", "bits_w",
-        "out_y_off", "out_over_off", "out_bits_off", "out_last_off")]
+        "out_y_off", "out_over_off", "out_bits_off", "out_last_off", "x_fields")]
 
 
 def run_now(coro):
@@ -309,7 +309,7 @@ class BatchEngine(SyncDriver):
 
     # ------------------------------------------------------------ streaming
     def stream(self, x, x2, bits, n_out: int, max_cycles: int) -> dict:
-        """Send beats (x, x2 [nb, pes], bits [nb]) and collect ``n_out`` output beats.
+        """Send beats (x, x2 [nb, x_fields], bits [nb]) and collect ``n_out`` output beats.
 
         Returns ``y [n_out, out_lanes], over, bits, last, cycle [n_out]``; raises
         AssertionError on a timeout or on beats beyond ``n_out``.
@@ -318,8 +318,8 @@ class BatchEngine(SyncDriver):
         x, bits = _i64(x), _i64(bits)
         x2 = None if x2 is None else _i64(x2)
         nb = len(bits)
-        if x.shape != (nb, g.pes) or (x2 is not None and x2.shape != x.shape):
-            raise DQTValueError(f"beats must be [{nb}, {g.pes}], got {x.shape}")
+        if x.shape != (nb, g.x_fields) or (x2 is not None and x2.shape != x.shape):
+            raise DQTValueError(f"beats must be [{nb}, {g.x_fields}], got {x.shape}")
         out = {"y": np.zeros((n_out, g.out_lanes), np.int64)}
         for k in ("over", "bits", "last", "cycle"):
             out[k] = np.zeros(n_out, np.int64)
@@ -342,7 +342,7 @@ class BatchEngine(SyncDriver):
         g = self.geom
         R = len(rows)
         kb, G = tile.k_beats, tile.groups
-        beats, bb = dense_beat_arrays(g.pes, kb, rows, bits)
+        beats, bb = dense_beat_arrays(g, kb, rows, bits, tile.mode)
         est = R * G * kb * (3 if self.stall else 1) + kb + 64
         out = self.stream(beats, None, bb, R * G, 2 * est)
         want_last = np.tile(np.arange(G) == G - 1, R)
@@ -373,19 +373,19 @@ class BatchEngine(SyncDriver):
         self.configure(plan_add(g, constants, K))
         nb = R * g.kb_max
         cpb = -(-g.pes // min(g.pes, g.lanes)) + 3   # Engine.add_cycles_per_beat
-        out = self.stream(A.reshape(nb, g.pes), Bv.reshape(nb, g.pes), np.full(nb, g.n), nb,
+        out = self.stream(_fields(g, A.reshape(nb, g.pes)), _fields(g, Bv.reshape(nb, g.pes)),
+                          np.full(nb, g.n), nb,
                           2 * nb * cpb * (3 if self.stall else 1) + 64)
         y = out["y"][:, :g.pes].reshape(-1)[:a.size].reshape(shape)
         return y, np.repeat(out["cycle"], g.pes)[:a.size].reshape(shape)
 
 
-def _geometry(d: dict) -> EngineGeometry:
-    cands = d.get("candidates")
-    full = list(range(1, d["n"] + 1))
-    return EngineGeometry(d["n"], d["lanes"], d["pes"], d["max_k"], d["max_out"],
-                          d["weight_depth"], d["acc_max"], d["m_bits"],
-                          None if cands is None or list(cands) == full else tuple(cands),
-                          d.get("add_bits", 32))
+def _fields(g: EngineGeometry, a: np.ndarray) -> np.ndarray:
+    """Add-mode beats [nb, pes] padded with zero fields to the payload's ``x_fields``."""
+    return np.pad(a, ((0, 0), (0, g.x_fields - a.shape[1])))
+
+
+_geometry = EngineGeometry.from_derived
 
 
 def _layout(info: runner.ModuleInfo) -> _Layout:
@@ -397,7 +397,7 @@ def _layout(info: runner.ModuleInfo) -> _Layout:
     return _Layout(d["n"], d["pes"], d["lanes"], d["out_lanes"], d["acc_max"], d["m_bits"],
                    fi["x"]["offset"], fi["x2"]["offset"], fi["bits"]["offset"],
                    fi["bits"]["width"], fo["y"]["offset"], fo["over"]["offset"],
-                   fo["bits"]["offset"], fo["last"]["offset"])
+                   fo["bits"]["offset"], fo["last"]["offset"], _geometry(d).x_fields)
 
 
 _LIBS: dict = {}

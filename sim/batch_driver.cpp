@@ -68,6 +68,7 @@ struct DqtLayout {
     int32_t n, pes, lanes, out_lanes, acc_max, m_bits;
     int32_t in_x_off, in_x2_off, in_bits_off, bits_w;           // i_payload
     int32_t out_y_off, out_over_off, out_bits_off, out_last_off;  // o_payload
+    int32_t x_fields;  // n-bit fields of x and x2 (pes; 4 pes in the fusion engine)
 };
 
 struct DqtEngine {
@@ -191,7 +192,7 @@ void dqt_write_chans(DqtEngine* e, int64_t n, const int64_t* addr, const int64_t
     e->tick();
 }
 
-// Stream nb beats (x, x2: [nb][pes] codes, x2 may be null; bits: [nb]) and collect n_out
+// Stream nb beats (x, x2: [nb][x_fields] codes, x2 may be null; bits: [nb]) and collect n_out
 // output beats: y [n_out][out_lanes] (signed acc_max), over/bits/last [n_out], cycle [n_out]
 // (the clock whose rising edge took the beat). stall: o.ready follows a 16-bit LFSR (about
 // half of the cycles, the harness's pattern). Returns the number of beats collected: n_out,
@@ -208,9 +209,9 @@ int64_t dqt_stream(DqtEngine* e, int64_t nb, const int64_t* x, const int64_t* x2
     auto show = [&](int64_t k) {
         t->i_valid = k < nb;
         if (k >= nb) return;
-        for (int j = 0; j < L.pes; ++j) {
-            set_bits(t->i_payload, L.in_x_off + j * L.n, L.n, x[k * L.pes + j]);
-            set_bits(t->i_payload, L.in_x2_off + j * L.n, L.n, x2 ? x2[k * L.pes + j] : 0);
+        for (int j = 0; j < L.x_fields; ++j) {
+            set_bits(t->i_payload, L.in_x_off + j * L.n, L.n, x[k * L.x_fields + j]);
+            set_bits(t->i_payload, L.in_x2_off + j * L.n, L.n, x2 ? x2[k * L.x_fields + j] : 0);
         }
         set_bits(t->i_payload, L.in_bits_off, L.bits_w, bits[k]);
     };

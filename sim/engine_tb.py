@@ -22,12 +22,7 @@ __all__ = ["EngineHarnessTB", "geometry_from_entry"]
 
 
 def geometry_from_entry(entry: dict) -> EngineGeometry:
-    d = entry["derived"]
-    cands = d.get("candidates")
-    full = list(range(1, d["n"] + 1))
-    return EngineGeometry(d["n"], d["lanes"], d["pes"], d["max_k"], d["max_out"],
-                          d["weight_depth"], d["acc_max"], d["m_bits"],
-                          None if cands is None or list(cands) == full else tuple(cands))
+    return EngineGeometry.from_derived(entry["derived"])
 
 
 def _flat(values, width):
@@ -151,7 +146,10 @@ class EngineHarnessTB:
         g = self.geom
         R = len(rows)
         kb, G = tile.k_beats, tile.groups
-        beats, bb = dense_beat_arrays(g.pes, kb, rows, bits)
+        beats, bb = dense_beat_arrays(g, kb, rows, bits, tile.mode)
+        # first beat of every row (the fusion engine's rows take fewer beats at lower b)
+        first = np.concatenate([[0], np.cumsum([g.beats(kb, int(b), tile.mode)
+                                                for b in np.broadcast_to(bits, (R,))])])
         per = max(1, min(self.B // kb, self.B // G))
         C = tile.c1 - tile.c0
         y = np.zeros((R, C), dtype=np.int64)
@@ -160,7 +158,7 @@ class EngineHarnessTB:
         L = g.lanes
         for r0 in range(0, R, per):
             r1 = min(R, r0 + per)
-            sl = slice(r0 * kb, r1 * kb)
+            sl = slice(first[r0], first[r1])
             n_out = (r1 - r0) * G
             est = max((r1 - r0) * kb, (r1 - r0) * G * kb) * (2 if self.stall else 1) + 12
             out, oc = await self._batch(beats[sl], np.zeros_like(beats[sl]), bb[sl], n_out, est)
@@ -192,7 +190,8 @@ class EngineHarnessTB:
         A[:a.size], Bv[:b.size] = a, b
         await self.configure(plan_add(g, constants, K))
         kb = K // g.pes
-        xa, xb = A.reshape(R * kb, g.pes), Bv.reshape(R * kb, g.pes)
+        pad = ((0, 0), (0, g.x_fields - g.pes))
+        xa, xb = np.pad(A.reshape(R * kb, g.pes), pad), np.pad(Bv.reshape(R * kb, g.pes), pad)
         ys, cycs = [], []
         per_rows = max(1, self.B // kb)
         for r0 in range(0, R, per_rows):

@@ -90,7 +90,8 @@ def engine_params_for(net, overrides: dict | None = None) -> dict:
     p.setdefault("n", net.n)
     p.setdefault("max_k", max_k)
     p.setdefault("max_out", max_out)
-    p.setdefault("weight_depth", kb * (max_out // lanes))
+    # weight rows per group: K_BEATS rows, or ceil(K_BEATS / 4) per bank in the fusion engine
+    p.setdefault("weight_depth", (-(-kb // 4) if p.get("fusion") else kb) * (max_out // lanes))
     p.setdefault("acc_max", acc)
     p.setdefault("m_bits", mb)
     p.setdefault("candidates", sorted(net.candidate_bits))

@@ -232,7 +232,8 @@ def _tiny_cnn(tmp_path):
     return load_network(tmp_path / "net")
 
 
-def test_engine_runs_network_layers_against_traces(tmp_path, record_property):
+@pytest.mark.parametrize("kind", [SMALL, FUSION], ids=["nested", "fusion"])
+def test_engine_runs_network_layers_against_traces(kind, tmp_path, record_property):
     """conv2d (host im2col) and the final linear layer of a network, per-input precisions
     from run_network's bits matrix, compared with its "acc"/"output" traces."""
     net = _tiny_cnn(tmp_path)
@@ -242,7 +243,7 @@ def test_engine_runs_network_layers_against_traces(tmp_path, record_property):
     bits = np.array([[8, 4], [2, 8], [6, 2], [4, 6]])   # [N, qlayers]: differs per input
     res = run_network(net, x, bits=bits, trace=True, impl="reference")
     # the engine supports exactly the network's B, as the generated dqt_engine does
-    geo = dict(SMALL, max_out=8, candidates=(2, 4, 6, 8))
+    geo = dict(kind, max_out=8, candidates=(2, 4, 6, 8))
     dut = Engine(**geo)
     geom = dut.geometry
     count = 0
