@@ -30,7 +30,7 @@ COST_TERMS = 256
 #: simulation verify, and the one the reports cost.
 ENGINE = {"n": N, "lanes": 8, "pes": 8, "max_k": 64, "max_out": 16, "weight_depth": 16,
           "acc_max": 32, "m_bits": 16, "variant": ALIGNMENT, "candidates": list(CANDIDATES),
-          "add_bits": 32, "deep_pipeline": False}
+          "add_bits": 32, "deep_pipeline": False, "fusion": False}
 
 
 def candidates_for(n: int) -> tuple[int, ...]:

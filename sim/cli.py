@@ -77,10 +77,17 @@ def _sim(args) -> int:
     if rep["mismatches"]:
         print(f"dqt sim: {rep['mismatches']} mismatches; first:\n{rep['first_mismatch']}",
               file=sys.stderr)
+    # engine clock cycles per image in each mode (streaming only; register and memory
+    # writes excluded): what the precision buys in time
+    by_mode = rep.get("engine_cycles_by_mode") or {}
+    rep["cycles_per_image"] = {k: round(v / rep["images"]) for k, v in by_mode.items()}
+    if not args.json and by_mode:
+        print("engine cycles per image: " + ", ".join(
+            f"{k} {v}" for k, v in rep["cycles_per_image"].items()), file=sys.stderr)
     keys = ["images", "layers", "elements_checked", "rtl_elements", "host_elements",
             "mismatches", "verified_macs", "seconds", "verified_macs_per_s", "simulator",
-            "driver", "modes", "engine_cycles", "build_seconds", "peak_rss_mib",
-            "input_source", "artifact", "jobs"]
+            "driver", "modes", "engine_cycles", "cycles_per_image", "build_seconds",
+            "peak_rss_mib", "input_source", "artifact", "jobs"]
     print(json.dumps({k: rep.get(k) for k in keys}, sort_keys=False))
     return 1 if rep["mismatches"] else 0
 
