@@ -24,7 +24,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 from .cache import cache_dir
-from .engine_energy import ENGINE_MODES
+from .engine_energy import ENGINE_MODES, FUSION_ENERGY_ENGINE, PUBLISHED_RATIOS
 from .liberty import Liberty, missing_hints
 from .tools import ToolError, find_tool, resolve_liberty, tool_version, warn_first_yosys
 
@@ -72,10 +72,12 @@ def _artifact_digest(artifact):
     return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
-def _headline(designs, energy=None):
+def _headline(designs, energy=None, fusion=None):
     """Rows of the headline table: plain MAC vs nested MACs vs the fp32 baseline vs the
     layer engine (n = 8); the engine's pJ per MAC is its measured energy on the trained
-    network (``energy``, :func:`reports.engine_energy.engine_energy`) when there is one."""
+    network (``energy``, :func:`reports.engine_energy.engine_energy`) when there is one, and
+    ``fusion`` (the precision-scalable engine's measurement) adds its row, ``engine_fusion``,
+    with the area of its measured sky130 netlist."""
     want = ["int_mac_n8", "nested_mac_floor_right_n8", "nested_mac_floor_msb_n8",
             "nested_mac_round_right_n8", "nested_mac_round_msb_n8", "bitserial_mac_n8",
             "fusion_mac_n8", "fusion_mac_nested_n8",
@@ -94,14 +96,24 @@ def _headline(designs, energy=None):
                      "ice40_luts": d["ice40_luts"],
                      **{f"pj_{b}b": e.get(str(b)) for b in (8, 4, 2)},
                      **{f"model_pj_{b}b": em.get(str(b)) for b in (8, 4, 2)}})
+    if fusion is not None:
+        e = fusion["energy_pj_per_mac"]
+        rows.append({"name": "engine_fusion", "unit": "MAC", "sky130_um2": fusion["sky130_um2"],
+                     "ice40_luts": None, **{f"pj_{b}b": e.get(str(b)) for b in (8, 4, 2)},
+                     **{f"model_pj_{b}b": None for b in (8, 4, 2)}})
     return rows
 
 
-def engine_summary(rows, sim_result=None, energy=None) -> dict | None:
+def engine_summary(rows, sim_result=None, energy=None, nested=None) -> dict | None:
     """The summary's ``engine`` object: the costed engine's area and SRAM bits; cycles,
     energy per image and per MAC per mode from the gate-level run of the trained network
     (``energy``: :func:`reports.engine_energy.engine_energy`'s result), or, without one,
-    the cycles per image that ``dqt sim``'s result (``sim_result``) measured."""
+    the cycles per image that ``dqt sim``'s result (``sim_result``) measured.
+
+    The report measures the precision-scalable (fusion) engine as ``energy`` and the plain
+    nested engine of the same 8-bit throughput as ``nested``: then ``nested`` holds the
+    latter's figures, ``vs_nested`` the ratios of the two (area, pJ/MAC and cycles per
+    mode), and ``published`` the PSMA anchors of energy per MAC vs 8 bits."""
     row = next((r for r in rows if r["family"] == "engine"), None)
     if row is None:
         return None
@@ -118,11 +130,29 @@ def engine_summary(rows, sim_result=None, energy=None) -> dict | None:
         e["measured_on"] = {"params": energy["engine_params"],
                             "sky130_um2": energy["sky130_um2"],
                             "memory_bits": energy["memory_bits"]}
-        e["note"] = (f"gate-level sky130 netlist of the engine sized for the network, "
-                     f"{energy['images_sampled']} held-out images per mode, every element "
-                     "checked against the golden model; logic, flip-flop and clock energy "
-                     "from the netlist's own toggles (OpenSTA); the memory macros' read and "
-                     "write energy is not included")
+        pj, cyc = energy["energy_pj_per_mac"], energy["cycles_per_image"]
+        e["energy_vs_8bit"] = {m: _div(pj.get(m), pj.get("8")) for m in pj}
+        e["cycles_8bit_over"] = {m: _div(cyc.get("8"), cyc.get(m)) for m in cyc}
+        e["published"] = PUBLISHED_RATIOS
+        if nested is not None:
+            e["nested"] = {k: nested[k] for k in (
+                "engine_params", "cycles_per_image", "energy_uj_per_image", "energy_pj_per_mac",
+                "sky130_um2", "memory_bits", "mismatches", "elements_checked")}
+            npj = nested["energy_pj_per_mac"]
+            e["vs_nested"] = {
+                "sky130_um2": _div(energy["sky130_um2"], nested["sky130_um2"]),
+                "energy_pj_per_mac": {m: _div(pj.get(m), npj.get(m)) for m in pj},
+                "cycles_per_image": {m: _div(cyc.get(m), nested["cycles_per_image"].get(m))
+                                     for m in cyc}}
+        scal = bool(energy["engine_params"].get("fusion"))
+        e["note"] = (f"gate-level sky130 netlist of the "
+                     f"{'precision-scalable (fusion) ' if scal else ''}engine sized for the "
+                     f"network, {energy['images_sampled']} held-out images per mode, every "
+                     "element checked against the golden model; logic, flip-flop and clock "
+                     "energy from the netlist's own toggles (OpenSTA); the memory macros' read "
+                     "and write energy is not included"
+                     + ("; beside it the plain nested engine of the same 8-bit throughput"
+                        if nested is not None else ""))
         return e
     e["note"] = "energy not measured (needs an artifact, a liberty, OpenSTA and Verilator)"
     if sim_result is None:
@@ -138,6 +168,11 @@ def engine_summary(rows, sim_result=None, energy=None) -> dict | None:
         e["note"] += (f"; cycles were measured on the engine sized for the network "
                       f"({json.dumps(r['engine'], sort_keys=True)})")
     return e
+
+
+def _div(a, b):
+    """a / b, or None unless both are numbers and b is not zero."""
+    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
 
 
 #: Note prefixes of a design step that failed (rather than one not requested or not possible).
@@ -156,9 +191,10 @@ def _dropped(rows) -> list[str]:
     return out
 
 
-def _engine_energy(artifact, lib, images, progress, notes):
-    """The engine's per-mode energy on the trained network, or None with a note saying
-    why (a missing tool, or a failed step: that one also warns)."""
+def _engine_energy(artifact, lib, images, progress, notes, engine=None):
+    """The engine's per-mode energy on the trained network (``engine``: sizing overrides,
+    default :data:`reports.engine_energy.ENERGY_ENGINE`), or None with a note saying why
+    (a missing tool, or a failed step: that one also warns)."""
     from sim import runner
     missing = [what for what, ok in (("a liberty", lib is not None),
                                      ("OpenSTA", find_tool("sta") is not None),
@@ -168,11 +204,13 @@ def _engine_energy(artifact, lib, images, progress, notes):
     if missing:
         notes.append(f"engine energy not measured: no {', '.join(missing)}")
         return None
-    from .engine_energy import engine_energy
+    from .engine_energy import ENERGY_ENGINE, engine_energy
     try:
-        return engine_energy(artifact, lib, images=images, progress=progress)
+        return engine_energy(artifact, lib, images=images, progress=progress,
+                             engine=engine or ENERGY_ENGINE)
     except Exception as e:   # one failed measurement must not lose the whole report
-        msg = f"engine energy failed: {type(e).__name__}: {e}".splitlines()[0][:400]
+        what = "fusion engine" if (engine or {}).get("fusion") else "engine"
+        msg = f"{what} energy failed: {type(e).__name__}: {e}".splitlines()[0][:400]
         warnings.warn(msg)
         notes.append(msg)
         return None
@@ -362,16 +400,20 @@ def build_report(out_dir, artifact=None, liberty=None, fast: bool = False, jobs:
     rows = [results[d.name] for d in designs]
     notes += _dropped(rows)
 
-    energy = None
+    energy = fusion = None
     if engine_images and net is not None and any(r["family"] == "engine" for r in rows):
         energy = _engine_energy(artifact, lib, engine_images, progress, notes)
+        if energy is not None:
+            fusion = _engine_energy(artifact, lib, engine_images, progress, notes,
+                                    FUSION_ENERGY_ENGINE)
     trans = _transition(rows, net, artifact)
     summary = {
         "designs": rows,
         "transition": trans,
         "accuracy": wl.accuracy if net is not None else {},
-        "headline": _headline(rows, energy),
-        "engine": engine_summary(rows, sim_result, energy),
+        "headline": _headline(rows, energy, fusion),
+        "engine": engine_summary(rows, sim_result, fusion or energy,
+                                 nested=energy if fusion else None),
         "notes": notes,
         "provenance": _provenance(lib, artifact, wl, fast, jobs),
     }

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from golden.formats import DQTValueError
 
-__all__ = ["ENGINE_MODES", "ENERGY_ENGINE", "engine_energy"]
+__all__ = ["ENGINE_MODES", "ENERGY_ENGINE", "FUSION_ENERGY_ENGINE", "PUBLISHED_RATIOS",
+           "engine_energy"]
 
 #: Modes of the engine figures: every static width, the trained per-layer widths, dynamic.
 ENGINE_MODES = ("2", "4", "6", "8", "static", "dynamic")
@@ -30,6 +31,15 @@ ENGINE_MODES = ("2", "4", "6", "8", "static", "dynamic")
 #: catalog's 8 x 8 array is 16 times the multipliers and its gate netlist takes Verilator and
 #: the C++ compiler most of an hour on 2 cores; 2 lanes x 4 PEs builds in minutes.
 ENERGY_ENGINE = {"lanes": 2, "pes": 4}
+#: The precision-scalable engine (docs/rtl.md, "The fusion engine") the report measures
+#: beside it: the same lanes x PEs, so the same products per cycle at 8 bits (4x and 16x
+#: at 4 and 2 bits), with digit-plane weight banks.
+FUSION_ENERGY_ENGINE = dict(ENERGY_ENGINE, fusion=True)
+#: Published energy per MAC at 4 and 2 bits relative to 8 bits of precision-scalable MAC
+#: arrays, 28 nm (the PSMA benchmark of KU Leuven MICAS, arXiv 2108.04773): the anchors the
+#: report sets beside the measured ratios. Literature values, not results of this toolkit.
+PUBLISHED_RATIOS = {"Bit Fusion (PSMA benchmark, 28 nm)": {"4": 0.23, "2": 0.056},
+                    "BitBlade (PSMA benchmark, 28 nm)": {"4": 0.24, "2": 0.059}}
 
 
 def engine_energy(artifact, liberty, images: int = 2, modes=ENGINE_MODES,

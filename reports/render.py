@@ -16,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from .build import _div as _ratio  # noqa: E402
+
 __all__ = ["write_outputs", "PLOTS", "markdown", "conclusion", "plots_for"]
 
 PLOTS = ("area_vs_width.png", "energy_vs_precision.png", "accuracy_vs_bitops.png",
@@ -75,12 +77,16 @@ def _plot_energy(designs, path, engine=None):
     """pJ per MAC vs b of every MAC design (measured and model) and, when measured, of the
     layer engine running the network (its static-width modes)."""
     fig, ax = plt.subplots(figsize=(8, 4.6))
-    pj = {int(m): v for m, v in ((engine or {}).get("energy_pj_per_mac") or {}).items()
-          if m.isdigit() and v is not None}
-    if pj:
-        bs = sorted(pj)
-        ax.plot(bs, [pj[b] for b in bs], "D-", color="k", lw=2.2,
-                label="engine on the network (gate level)")
+    scal = ((engine or {}).get("measured_on") or {}).get("params", {}).get("fusion")
+    for e, style, label in (
+            ((engine or {}).get("nested"), "D--", "nested engine on the network (gate level)"),
+            (engine, "D-", ("precision-scalable (fusion) " if scal else "")
+             + "engine on the network (gate level)")):
+        pj = {int(m): v for m, v in ((e or {}).get("energy_pj_per_mac") or {}).items()
+              if m.isdigit() and v is not None}
+        if pj:
+            bs = sorted(pj)
+            ax.plot(bs, [pj[b] for b in bs], style, color="k", lw=2.2, label=label)
     for d in designs:
         e = d.get("energy_pj_per_mac")
         if not e or d["unit"] != "MAC":
@@ -172,10 +178,6 @@ def _table(headers, rows):
 NODE_SCALE = (130 / 45) * (1.8 / 0.9) ** 2
 
 
-def _ratio(a, b):
-    return a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-
-
 def conclusion(headline: list[dict]) -> str:
     """One sentence computed from the headline rows (what the numbers say, or what is missing)."""
     by = {h["name"]: h for h in headline}
@@ -192,6 +194,11 @@ def conclusion(headline: list[dict]) -> str:
     if e4 is not None and e4i is not None:
         out += (f"; at 4 bits it spends {_fmt(nest['pj_4b'])} pJ per MAC, {e4:.2f}x the integer "
                 f"MAC at 8 bits and {e4i:.2f}x the integer MAC fed 4-bit codes")
+    eng = by.get("engine_fusion") or {}
+    f4, f2 = _ratio(eng.get("pj_4b"), eng.get("pj_8b")), _ratio(eng.get("pj_2b"), eng.get("pj_8b"))
+    if f4 is not None and f2 is not None:
+        out += (f"; the precision-scalable layer engine running the trained network spends "
+                f"{f4:.2f}x of its 8-bit energy per MAC at 4 bits and {f2:.2f}x at 2 bits")
     fp, rq = by.get("fp32_requant_n8"), by.get("requantize_n8")
     r = _ratio((fp or {}).get("pj_8b"), (rq or {}).get("pj_8b"))
     if r is not None:
@@ -236,12 +243,33 @@ def _engine_section(e) -> list[str]:
         lines += [f"Measured on the engine sized for the network: "
                   f"{json.dumps(on['params'], sort_keys=True)}, {_fmt(on.get('sky130_um2'))} µm² "
                   f"of logic, {_fmt(on.get('memory_bits'))} SRAM bits.", ""]
+    nested = e.get("nested") or {}
     if modes:
         pj = e.get("energy_pj_per_mac") or {}
+        npj, ncyc = nested.get("energy_pj_per_mac") or {}, nested.get("cycles_per_image") or {}
+        extra = ["nested: cycles / image", "nested: pJ / MAC", "nested: vs 8-bit"] \
+            if nested else []
         lines.append(_table(["mode", "cycles / image", "µJ / image", "pJ / MAC",
-                             "pJ / MAC vs 8-bit"],
+                             "pJ / MAC vs 8-bit"] + extra,
                             [[m, e["cycles_per_image"].get(m), e["energy_uj_per_image"].get(m),
-                              pj.get(m), _ratio(pj.get(m), pj.get("8"))] for m in modes]))
+                              pj.get(m), _ratio(pj.get(m), pj.get("8"))]
+                             + ([ncyc.get(m), npj.get(m), _ratio(npj.get(m), npj.get("8"))]
+                                if nested else []) for m in modes]))
+    vs = e.get("vs_nested") or {}
+    if vs.get("sky130_um2") is not None:
+        lines += ["", f"The precision-scalable engine takes {vs['sky130_um2']:.2f}x the logic "
+                  f"area of the plain nested engine of the same 8-bit throughput "
+                  f"({json.dumps(nested.get('engine_params'), sort_keys=True)}, "
+                  f"{_fmt(nested.get('sky130_um2'))} µm²)."]
+    pub = e.get("published") or {}
+    if pub and modes:
+        pj = e.get("energy_pj_per_mac") or {}
+        rows = [["this engine, measured", _ratio(pj.get("4"), pj.get("8")),
+                 _ratio(pj.get("2"), pj.get("8"))]]
+        rows += [[name, r.get("4"), r.get("2")] for name, r in pub.items()]
+        lines += ["", "Energy per MAC relative to 8 bits, beside published precision-scalable "
+                  "arrays (literature values):", "",
+                  _table(["design", "4 bits / 8 bits", "2 bits / 8 bits"], rows)]
     if e.get("note"):
         lines += ["", e["note"]]
     return lines

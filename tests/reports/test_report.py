@@ -222,3 +222,48 @@ def test_headline_engine_row_carries_the_measured_energy():
     row, = _headline([eng], energy)
     assert (row["pj_8b"], row["pj_4b"], row["pj_2b"]) == (54.0, 51.5, 48.8)
     assert _headline([eng])[0]["pj_4b"] is None
+
+
+def _measured(modes, pj, cycles, params, um2):
+    """An engine_energy-shaped result with the given pJ/MAC and cycles per mode."""
+    return {"cycles_per_image": dict(zip(modes, cycles)),
+            "energy_uj_per_image": {m: p * 1e-6 * 50000 for m, p in zip(modes, pj)},
+            "energy_pj_per_mac": dict(zip(modes, pj)), "images_sampled": 2,
+            "macs_per_image": dict.fromkeys(modes, 50000), "power_mw": dict.fromkeys(modes, 5.0),
+            "elements_checked": 1234, "mismatches": 0, "seconds": 3.0,
+            "engine_params": params, "sky130_um2": um2, "memory_bits": 4096}
+
+
+def test_engine_summary_sets_the_fusion_engine_beside_the_nested_one():
+    """With both measurements the engine object is the precision-scalable engine's, with
+    its ratios to 8 bits, the nested engine's figures and the ratios of the two; the
+    section, the headline row and the first-screen sentence show them."""
+    from reports.build import _headline, engine_summary
+    from reports.engine_energy import PUBLISHED_RATIOS
+    from reports.render import _engine_section, conclusion
+    from rtl.registry import COST_POINTS
+    row = {"name": "engine", "family": "engine", "params": COST_POINTS["engine"][1],
+           "sky130_um2": 123456.0, "memory_bits": 8192}
+    modes = ["2", "4", "8"]
+    fus = _measured(modes, [11.0, 30.0, 100.0], [1000, 4000, 16000],
+                    {"lanes": 2, "pes": 4, "fusion": True}, 3000.0)
+    nes = _measured(modes, [60.0, 65.0, 70.0], [16000, 16000, 16000], {"lanes": 2, "pes": 4},
+                    1000.0)
+    e = engine_summary([row], None, fus, nested=nes)
+    assert e["energy_vs_8bit"] == {"2": 11.0 / 100.0, "4": 30.0 / 100.0, "8": 1.0}
+    assert e["cycles_8bit_over"] == {"2": 16.0, "4": 4.0, "8": 1.0}
+    assert e["vs_nested"]["sky130_um2"] == 3.0
+    assert e["vs_nested"]["energy_pj_per_mac"]["2"] == 11.0 / 60.0
+    assert e["vs_nested"]["cycles_per_image"]["4"] == 4000 / 16000
+    assert e["nested"]["cycles_per_image"] == nes["cycles_per_image"]
+    assert e["published"] == PUBLISHED_RATIOS and "precision-scalable" in e["note"]
+    text = "\n".join(_engine_section(e))
+    assert "nested: pJ / MAC" in text and "3.00x the logic area" in text
+    for name in PUBLISHED_RATIOS:
+        assert name in text
+    rows = _headline([], nes, fus)
+    assert rows[-1]["name"] == "engine_fusion" and rows[-1]["pj_2b"] == 11.0
+    base = {"name": "int_mac_n8", "sky130_um2": 1.0, "pj_8b": 2.0, "pj_4b": 1.0}
+    nest = {"name": "nested_mac_floor_right_n8", "sky130_um2": 1.1, "pj_8b": 2.0, "pj_4b": 1.0}
+    assert "0.30x of its 8-bit energy per MAC at 4 bits and 0.11x at 2 bits" in \
+        conclusion([base, nest] + rows)
