@@ -279,13 +279,28 @@ def _print_summary(s, log):
             f"{f(r.get('pj_8b'), '11.2f')} {f(r.get('pj_4b'), '6.2f')} {f(r.get('pj_2b'), '6.2f')}{extra}")
     e = s.get("engine") or {}
     pj = e.get("energy_pj_per_mac") or {}
+    nested = e.get("nested") or {}
+    npj = nested.get("energy_pj_per_mac") or {}
     if any(v is not None for v in pj.values()):
+        scal = ((e.get("measured_on") or {}).get("params") or {}).get("fusion")
         log(f"  engine on the network    gate level, {e.get('images_sampled')} images per mode, "
             f"{e.get('mismatches')} mismatches; pJ/MAC (vs 8-bit), cycles/image:")
+        if nested:
+            log(f"    {'':8s}                 {'scalable (fusion)' if scal else 'engine':26s}"
+                f"nested, same 8-bit MACs/cycle")
         for m, v in pj.items():
             if v is not None:
-                log(f"    mode {m:8s}             {v:8.2f} ({ratio(v, pj.get('8'))})  "
-                    f"{(e.get('cycles_per_image') or {}).get(m)}")
+                line = (f"    mode {m:8s}             {v:8.2f} ({ratio(v, pj.get('8'))})  "
+                        f"{str((e.get('cycles_per_image') or {}).get(m)):>8s}")
+                if npj.get(m) is not None:
+                    line += (f"   {npj[m]:8.2f} ({ratio(npj[m], npj.get('8'))})  "
+                             f"{(nested.get('cycles_per_image') or {}).get(m)}")
+                log(line)
+        vs = e.get("vs_nested") or {}
+        if vs.get("sky130_um2") is not None:
+            log(f"    logic area: scalable {ratio(vs['sky130_um2'], 1)} of nested "
+                f"(sky130 um2 {(e.get('measured_on') or {}).get('sky130_um2'):.0f} vs "
+                f"{nested.get('sky130_um2'):.0f})")
     log(f"  report                   {s['report']}")
     for line in s.get("missing") or []:
         log(f"  missing: {line}")

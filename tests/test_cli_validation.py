@@ -144,3 +144,23 @@ def test_summary_prints_the_engine_energy_per_mode():
     two = next(ln for ln in lines if ln.strip().startswith("mode 2 "))
     assert "3.00 (0.25x)" in two and two.split()[-1] == "900"
     assert not any(ln.strip().startswith("mode dynamic") for ln in lines)
+
+
+def test_summary_prints_the_scalable_engine_beside_the_nested_one():
+    """With the nested engine measured beside the scalable one, each mode's line carries
+    both engines' pJ/MAC (with its ratio to its own 8 bits) and cycles, and the area ratio."""
+    from dqt.flow import _print_summary
+    lines = []
+    eng = {"images_sampled": 2, "mismatches": 0, "cycles_per_image": {"8": 1600, "2": 100},
+           "energy_pj_per_mac": {"2": 10.0, "8": 100.0},
+           "measured_on": {"params": {"fusion": True}, "sky130_um2": 3000.0},
+           "nested": {"cycles_per_image": {"8": 1600, "2": 1600},
+                      "energy_pj_per_mac": {"2": 60.0, "8": 80.0}, "sky130_um2": 1000.0},
+           "vs_nested": {"sky130_um2": 3.0}}
+    _print_summary({"fp32_accuracy": 0.9, "static_accuracy": {}, "dynamic_accuracy": None,
+                    "rtl_mismatches": 0, "rtl_elements_checked": 1, "rtl_images": 1,
+                    "headline": [], "engine": eng, "report": "r", "seconds": 1.0}, lines.append)
+    two = next(ln for ln in lines if ln.strip().startswith("mode 2 "))
+    assert two.split()[2:] == ["10.00", "(0.10x)", "100", "60.00", "(0.75x)", "1600"], two
+    assert any("scalable (fusion)" in ln for ln in lines)
+    assert any("logic area: scalable 3.00x of nested" in ln for ln in lines)
