@@ -76,17 +76,18 @@ def _plot_area(designs, path):
 def _plot_energy(designs, path, engine=None):
     """pJ per MAC vs b of every MAC design (measured and model) and, when measured, of the
     layer engine running the network (its static-width modes)."""
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     scal = ((engine or {}).get("measured_on") or {}).get("params", {}).get("fusion")
     for e, style, label in (
-            ((engine or {}).get("nested"), "D--", "nested engine on the network (gate level)"),
-            (engine, "D-", ("precision-scalable (fusion) " if scal else "")
+            ((engine or {}).get("nested"), ("s-", "0.45"),
+             "nested engine on the network (gate level)"),
+            (engine, ("D-", "k"), ("precision-scalable (fusion) " if scal else "")
              + "engine on the network (gate level)")):
         pj = {int(m): v for m, v in ((e or {}).get("energy_pj_per_mac") or {}).items()
               if m.isdigit() and v is not None}
         if pj:
             bs = sorted(pj)
-            ax.plot(bs, [pj[b] for b in bs], style, color="k", lw=2.2, label=label)
+            ax.plot(bs, [pj[b] for b in bs], style[0], color=style[1], lw=2.2, label=label)
     for d in designs:
         e = d.get("energy_pj_per_mac")
         if not e or d["unit"] != "MAC":
@@ -110,8 +111,8 @@ def _plot_energy(designs, path, engine=None):
         first = ax.legend(handles=styles, fontsize=7, loc="upper left", title="line style",
                           title_fontsize=7)
         ax.add_artist(first)
-        ax.legend(handles, labels, fontsize=7, loc="lower right", title="design (colour)",
-                  title_fontsize=7)
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="design (colour)", title_fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
