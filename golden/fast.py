@@ -202,7 +202,7 @@ def code_plan(K: int, bits: int):
 # behind it, it may; on this project's AVX2 machines it is a plain loop (0.6 GMAC/s per core
 # against 23 for sgemm). "auto" therefore measures both once per process (gemm_kernel).
 
-KERNELS = ("auto", "f32", "int8", "u8", "i16", "vnni")
+KERNELS = ("auto", "f32", "int8", "u8", "i16", "vnni", "amx")
 _KERNEL = None
 _ORDER = None
 
@@ -234,11 +234,12 @@ def i16_plan(K: int, bits: int):
 # kernel also does the activations' nested shift and the finish (s << k2) + bias with the
 # accumulator's overflow policy, so a linear layer is one pass (golden.layers._fast_acc).
 
-def vnni_plan(K: int, bits: int):
-    """("vnni", K) when the native vnni kernel's int32 sums are exact, else None."""
+def vnni_plan(K: int, bits: int, kernel: str = "vnni"):
+    """(kernel, K) when the native vnni kernel's int32 sums are exact, else None; ``kernel``
+    "amx" (the same fused kernel on AMX tdpbusd tiles) has the same bound."""
     if not 1 <= bits <= 8 or not _uncentred_i32_exact(K, bits):
         return None
-    return "vnni", K
+    return kernel, K
 
 
 def vnni_layer_args(n: int, bits: int, mode) -> tuple:
@@ -403,9 +404,9 @@ def kernel_order() -> list:
     """Exact GEMM kernels for linear layers, preferred first: a layer takes the first whose
     bound holds for its (K, b), and "f32" (always exact, chunked if need be) is last.
 
-    ``DQT_GOLDEN_KERNEL`` = auto (default: vnni where it is built, then every other available
-    kernel fastest first, measured once per process), or f32, int8, u8, i16 or vnni (that
-    one, then f32)."""
+    ``DQT_GOLDEN_KERNEL`` = auto (default: amx, then vnni, where built, then every other
+    available kernel fastest first, measured once per process), or f32, int8, u8, i16, vnni
+    or amx (that one, then f32)."""
     global _ORDER
     if _ORDER is None:
         from .formats import DQTValueError
@@ -416,23 +417,27 @@ def kernel_order() -> list:
         from . import native
         have = {"f32": True, "int8": torch is not None and hasattr(torch, "_int_mm"),
                 "u8": torch is not None and u8_available(), "i16": native.i16_available(),
-                "vnni": native.vnni_available()}
+                "vnni": native.vnni_available(), "amx": native.vnni_available("amx")}
         if want != "auto" and not have[want]:
             need = {"int8": "torch with torch._int_mm", "u8": "torch with the fbgemm engine",
                     "i16": "a C compiler and an AVX2 CPU",
-                    "vnni": "a C compiler and an AVX-512 VNNI CPU"}.get(want, "")
+                    "vnni": "a C compiler and an AVX-512 VNNI CPU",
+                    "amx": "a C compiler, an AMX-INT8 CPU and a Linux that grants the tile "
+                           "state"}.get(want, "")
             raise DQTValueError(f"DQT_GOLDEN_KERNEL={want} needs {need}")
         if want != "auto":
             _ORDER = [want] + (["f32"] if want != "f32" else [])
         elif torch is None:  # not kept: torch may be switched back on (DQT_GOLDEN_TORCH)
-            return [k for k in ("vnni", "i16") if have[k]] + ["f32"]
+            return [k for k in ("amx", "vnni", "i16") if have[k]] + ["f32"]
         else:
             # vnni first where it is built: it runs the same vpdpbusd products as oneDNN's
             # and fbgemm's int8 GEMMs (at parity, docs/arithmetic.md section 9) and fuses
             # the shift and the finish those leave to two more passes; a timed probe of the
             # bare products is too noisy on a shared machine to rank them (it put int8 first
             # in one run of three, and that run's layers were 20 % slower)
-            first = ["vnni"] if have["vnni"] else []
+            # amx before it where the CPU has tiles: the same exact products, 16 x 64 at a
+            # time (docs/arithmetic.md section 9, "The amx kernel")
+            first = [k for k in ("amx", "vnni") if have[k]]
             ranked = first + _probe_fastest(torch, [k for k, ok in have.items()
                                                     if ok and k not in first])
             _ORDER = ranked[:ranked.index("f32") + 1]  # f32 is exact everywhere: stop there
@@ -441,7 +446,7 @@ def kernel_order() -> list:
 
 def gemm_kernel() -> str:
     """The preferred exact GEMM kernel for linear layers (the first of :func:`kernel_order`):
-    "vnni" (native vpdpbusd, the whole layer fused), "u8" (fbgemm u8 x s8, b <= 7), "i16"
+    "amx" (native AMX tdpbusd, the whole layer fused), "vnni" (the same on vpdpbusd), "u8" (fbgemm u8 x s8, b <= 7), "i16"
     (native vpmaddwd), "int8" (torch._int_mm) or "f32" (sgemm)."""
     if _KERNEL is not None:  # set by tests to force one kernel
         return _KERNEL
@@ -460,6 +465,7 @@ def layer_plan(K: int, bits: int, kind: str):
         plan = {"u8": lambda: kind == "linear" and u8_plan(K, bits),
                 "i16": lambda: kind == "linear" and i16_plan(K, bits),
                 "vnni": lambda: kind == "linear" and vnni_plan(K, bits),
+                "amx": lambda: kind == "linear" and vnni_plan(K, bits, "amx"),
                 "int8": lambda: kind == "linear" and int8_exact(K, bits) and ("i8", K)}[k]()
         if plan:
             return plan
@@ -479,6 +485,8 @@ def kernel_name(plan, K: int, onednn: bool = False) -> str:
         return "native-i16-vpmaddwd"
     if path == "vnni":
         return "native-vnni-vpdpbusd"
+    if path == "amx":
+        return "native-amx-tdpbusd"
     if path == "f32":
         return ("torch-sgemm-f32" if _torch() is not None else "blas-sgemm-f32") + \
             ("" if chunk >= K else f"-chunked{chunk}")

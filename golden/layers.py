@@ -89,9 +89,11 @@ class PreparedWeights:
         self.shape = tuple(w.shape)
         K = int(np.prod(w.shape[1:]))
         self.plan = _fast.layer_plan(K, bits, kind)
-        int8, u8, i16, vnni = (self.plan[0] == k for k in ("i8", "u8", "i16", "vnni"))
+        int8, u8, i16 = (self.plan[0] == k for k in ("i8", "u8", "i16"))
+        vnni = self.plan[0] in ("vnni", "amx")  # one fused kernel, two instruction sets
         self.dtype = dt = {"i8": np.int8, "f32": np.float32, "u8": np.float32, "i16": np.int16,
-                           "vnni": np.int8, "f64": np.float64, "int": np.int64}[self.plan[0]]
+                           "vnni": np.int8, "amx": np.int8, "f64": np.float64,
+                           "int": np.int64}[self.plan[0]]
         wb = _fast.shift_codes(w, n, bits, mode, True, dt)
         O = wb.shape[0]
         # sum_k w_b: exact in binary64 (|sum| <= K * 2^(b-1) << 2^53)
@@ -111,7 +113,8 @@ class PreparedWeights:
             self.wmat = _fast.u8_pack(self.wmat, self.plan[1])
         elif i16 or vnni:  # the native kernel's panels
             from . import native
-            self.wmat = (native.i16_pack if i16 else native.vnni_pack)(self.wmat)
+            self.wmat = native.i16_pack(self.wmat) if i16 else \
+                native.vnni_pack(self.wmat, self.plan[0])
         # the fused vnni kernel's per-layer arguments (golden.fast.vnni_acc), built once
         self.native_args = _fast.vnni_layer_args(n, bits, mode) if vnni else None
 
@@ -140,14 +143,14 @@ def _fast_acc(x, w, bias, n, bits, mode, acc, kind, stride, padding, prepared=No
     # Activations are shifted straight into the GEMM's dtype and centred by -c (the plan's
     # bound assumes it); c * sum_k w_b goes back in through the bias, in master units.
     # fbgemm's u8 operand and the native kernels take them as they are (c = 0).
-    c = 0 if plan[0] in ("u8", "i16", "vnni") else 1 << (bits - 1)
+    c = 0 if plan[0] in ("u8", "i16", "vnni", "amx") else 1 << (bits - 1)
     k2 = 2 * (n - bits)
     bias_eff = np.asarray(bias, dtype=_I64)
     if c:
         bias_eff = bias_eff + ((c * p.wsum) << k2)
     if p.onednn:
         return _fast.onednn_conv_acc(x, p.wb, bias_eff, n, bits, mode, stride, padding, acc)
-    if plan[0] == "vnni":  # shift, GEMM and finish in one native pass
+    if plan[0] in ("vnni", "amx"):  # shift, GEMM and finish in one native pass
         return _fast.vnni_acc(x, p, bias_eff, acc)
     xb = _fast.shift_codes(x, n, bits, mode, False, dt, offset=-c)
     if kind == "linear":

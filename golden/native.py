@@ -9,6 +9,10 @@
   accumulator's overflow policy in one pass (§9, "The vnni kernel"). fbgemm runs the same
   instruction, but only behind a float-in/float-out operator that costs a conversion on each
   side, and the shift and the finish would each be another pass over memory.
+- the same file built with ``-DDQT_AMX``: the amx kernel, the same fused layer with its
+  products on Intel AMX ``tdpbusd`` tiles (the same u8 x s8 dot products of four into int32,
+  no saturation; §9, "The amx kernel"). Linux hands a process the tile state on request
+  (``arch_prctl``); where it does not, the kernel is not available.
 
 Each C file is compiled once per machine (``cc -O3`` with its flags) into
 ``build/native/<hash>/`` (hash of the source, the compiler and its flags) and loaded with
@@ -40,6 +44,7 @@ FLAGS = ["-O3", "-mavx2", "-shared", "-fPIC"]
 VNNI_FLAGS = ["-O3", "-mavx2", "-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512vnni",
               "-fopenmp", "-shared", "-fPIC"]
 NR = 16  # columns per packed panel (i16gemm.c)
+AMX_FLAGS = VNNI_FLAGS + ["-mamx-tile", "-mamx-int8", "-DDQT_AMX"]
 VNNI_NR = 64  # columns per packed panel (vnni_linear.c)
 
 _LIBS = {}  # library name -> loaded CDLL or None (not available)
@@ -113,20 +118,29 @@ def _load():
     return _LIBS["i16"]
 
 
-def _load_vnni():
-    """The vnni library, or None (no AVX-512 VNNI, no compiler, or the build failed)."""
-    if "vnni" not in _LIBS:
-        L = _compile("dqt_vnni_linear", VNNI_SOURCE, VNNI_FLAGS,
-                     ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"))
+def _load_vnni(kind: str = "vnni"):
+    """The vnni library (``kind`` "vnni") or its AMX build ("amx"), or None (the CPU lacks
+    the instructions, no compiler, the build failed, or Linux refused the AMX tile state)."""
+    if kind not in _LIBS:
+        need = ("avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni")
+        if kind == "amx":
+            L = _compile("dqt_amx_linear", VNNI_SOURCE, AMX_FLAGS,
+                         need + ("amx_tile", "amx_int8"))
+            if L is not None and L.dqt_amx_init() != 0:
+                L = None
+        else:
+            L = _compile("dqt_vnni_linear", VNNI_SOURCE, VNNI_FLAGS, need)
         if L is not None:
+            L.dqt_vnni_quads.argtypes = [I64]
+            L.dqt_vnni_quads.restype = I64
             L.dqt_vnni_pack.argtypes = [P8, I64, I64, P8]
             L.dqt_vnni_pack.restype = None
             VP = ctypes.c_void_p  # arrays go in as their addresses (.ctypes.data): cheaper
             L.dqt_vnni_linear.argtypes = [VP, INT, I64, I64, I64, INT, INT, I64, I64, I64, I64,
                                           VP, I64, VP, I64, I64, I64, INT, VP, VP, INT]
             L.dqt_vnni_linear.restype = I64
-        _LIBS["vnni"] = L
-    return _LIBS["vnni"]
+        _LIBS[kind] = L
+    return _LIBS[kind]
 
 
 def i16_available() -> bool:
@@ -192,18 +206,20 @@ def i16_gemm(x, pack) -> np.ndarray:
 
 # --- the vnni kernel (vnni_linear.c) ------------------------------------------------------------
 
-def vnni_available() -> bool:
-    return _load_vnni() is not None
+def vnni_available(kind: str = "vnni") -> bool:
+    return _load_vnni(kind) is not None
 
 
-def vnni_pack(w) -> tuple:
-    """Signed weight codes [N, K] (int8 values) packed for :func:`vnni_linear`:
-    ``(packed, N, K)``."""
+def vnni_pack(w, kind: str = "vnni") -> tuple:
+    """Signed weight codes [N, K] (int8 values) packed for :func:`vnni_linear` with the
+    ``kind`` ("vnni" or "amx") kernel: ``(packed, N, K, kind)``."""
+    L = _load_vnni(kind)
     w = np.ascontiguousarray(w, dtype=np.int8)
     N, K = w.shape
-    packed = np.zeros(((N + VNNI_NR - 1) // VNNI_NR) * ((K + 3) // 4) * VNNI_NR * 4, dtype=np.int8)
-    _load_vnni().dqt_vnni_pack(_p(w, ctypes.c_int8), N, K, _p(packed, ctypes.c_int8))
-    return packed, N, K
+    packed = np.zeros(((N + VNNI_NR - 1) // VNNI_NR) * L.dqt_vnni_quads(K) * VNNI_NR * 4,
+                      dtype=np.int8)
+    L.dqt_vnni_pack(_p(w, ctypes.c_int8), N, K, _p(packed, ctypes.c_int8))
+    return packed, N, K, kind
 
 
 # the activation dtypes the kernel reads as they are (others are converted to int64 first)
@@ -218,7 +234,7 @@ def vnni_linear(x, pack, k: int, rnd: bool, in_range: tuple, out_range: tuple, b
     then ``(s << k2) + bias`` under the accumulator's policy (clamp to ``acc_range`` when
     ``saturate``, else wrap). Returns ``(acc int64 [M, N], overflowed bool [M, N], bad)``,
     ``bad`` the number of codes of x outside ``in_range`` (the outputs are then garbage)."""
-    packed, N, K = pack
+    packed, N, K, kind = pack
     x = np.asarray(x)
     if x.dtype not in _VNNI_XSIZE:
         x = x.astype(np.int64)
@@ -230,7 +246,7 @@ def vnni_linear(x, pack, k: int, rnd: bool, in_range: tuple, out_range: tuple, b
     if M == 0 or N == 0:
         return acc, over, 0
     # the kernel splits the rows between its own threads (vnni_linear.c, "threads")
-    bad = _load_vnni().dqt_vnni_linear(
+    bad = _load_vnni(kind).dqt_vnni_linear(
         x.ctypes.data, _VNNI_XSIZE[x.dtype], K, M, K, k, int(rnd), *in_range, *out_range,
         packed.ctypes.data, N, bias.ctypes.data, k2, *acc_range, int(saturate),
         acc.ctypes.data, over.ctypes.data, _threads())

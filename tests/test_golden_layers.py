@@ -368,7 +368,9 @@ def test_u8_kernel_leaves_8_bit_layers_to_the_float_plan(vnni, monkeypatch):
 def _need_native(kernel: str):
     from golden import native
     ok, cpu = {"i16": (native.i16_available, "AVX2"),
-               "vnni": (native.vnni_available, "AVX-512 VNNI")}[kernel]
+               "vnni": (native.vnni_available, "AVX-512 VNNI"),
+               "amx": (lambda: native.vnni_available("amx"),
+                       "AMX-INT8 (or Linux refused the tile state)")}[kernel]
     if not ok():
         pytest.skip(f"no C compiler or no {cpu}: the native {kernel} kernel is not built")
 
@@ -424,8 +426,12 @@ def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypat
 
 # --- the vnni kernel (native vpdpbusd, the whole linear layer fused) ------------------------------
 
-def _need_vnni():
-    _need_native("vnni")
+def _need_vnni(kernel="vnni"):
+    _need_native(kernel)
+
+
+# the fused kernel's two builds: vpdpbusd (AVX-512 VNNI) and tdpbusd tiles (AMX)
+FUSED = pytest.mark.parametrize("kernel", ["vnni", "amx"])
 
 
 @pytest.mark.parametrize("bits,K,plan", [
@@ -439,25 +445,28 @@ def test_vnni_plan_bounds(bits, K, plan):
     assert fast.vnni_plan(K, bits) == plan
 
 
+@FUSED
 @pytest.mark.parametrize("bits", [1, 2, 4, 6, 7, 8])
 @pytest.mark.parametrize("pattern", ["max", "mixed", "random"])
 @pytest.mark.parametrize("shape", [(7, 5000, 6), (130, 301, 50), (1, 1, 1), (13, 7, 65),
-                                   (11, 33, 130)])
-def test_vnni_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypatch):
+                                   (11, 33, 130), (100, 64, 33)])
+def test_vnni_kernel_equals_reference_at_extremes(kernel, bits, pattern, shape, monkeypatch):
     """The largest activation code against the most negative weight on every term, extremes
-    mixed, and random codes, through the fused native kernel (micro-tiles of 6 rows and
-    panels of 64 columns with remainders, K not a multiple of 4, row blocks over threads),
+    mixed, and random codes, through the fused native kernel (vnni: micro-tiles of 6 rows and
+    panels of 64 columns with remainders; amx: 32-row blocks and 64-term tiles with
+    remainders, K a whole tile; both: K not a multiple of 4, row blocks over threads),
     both nested modes, both overflow policies with an accumulator narrow enough to hit them:
     equal to the int64 reference, values and overflow flags."""
-    _need_vnni()
+    _need_vnni(kernel)
     from golden import layers
-    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    monkeypatch.setattr(fast, "_KERNEL", kernel)
     rng = np.random.default_rng(bits * 7 + shape[0])
     M, K, N = shape
     x, w = _codes(pattern, rng, M, K, N)
     for mode in ("round", "floor"):
         prep = layers.prepare_weights(w, 8, bits, mode, "linear")
-        assert prep.plan[0] == "vnni" and prep.kernel == "native-vnni-vpdpbusd"
+        assert prep.plan[0] == kernel and prep.kernel == {
+            "vnni": "native-vnni-vpdpbusd", "amx": "native-amx-tdpbusd"}[kernel]
         for width, policy in ((acc_width_rule(8, K) + 1, "wrap"), (12, "wrap"), (12, "saturate")):
             acc = AccumulatorSpec(width, policy)
             args = (x, w, rng.integers(-3000, 3000, N), 8, bits, mode, acc, "linear")
@@ -466,13 +475,14 @@ def test_vnni_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypa
             assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
 
 
+@FUSED
 @pytest.mark.parametrize("dtype", [np.int64, np.int32, np.int16, np.uint8, np.int8, np.uint16])
-def test_vnni_kernel_reads_every_activation_dtype(dtype, monkeypatch):
+def test_vnni_kernel_reads_every_activation_dtype(kernel, dtype, monkeypatch):
     """Codes arrive as int64 from the network and as narrower arrays from users: the kernel
     reads each width as it is (uint16 is widened first)."""
-    _need_vnni()
+    _need_vnni(kernel)
     from golden import layers
-    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    monkeypatch.setattr(fast, "_KERNEL", kernel)
     rng = np.random.default_rng(3)
     hi = 128 if dtype is np.int8 else 256
     x, w = rng.integers(0, hi, (40, 77)).astype(dtype), rng.integers(-128, 128, (9, 77))
@@ -482,13 +492,14 @@ def test_vnni_kernel_reads_every_activation_dtype(dtype, monkeypatch):
     assert np.array_equal(r[0], f[0]) and np.array_equal(r[1], f[1])
 
 
+@FUSED
 @pytest.mark.parametrize("bad", [-1, 256])
-def test_vnni_kernel_rejects_codes_outside_the_format(bad, monkeypatch):
+def test_vnni_kernel_rejects_codes_outside_the_format(kernel, bad, monkeypatch):
     """An activation code outside [0, 255] raises, naming the value and the range, as the
     other paths do (the kernel counts them; nothing it wrote is returned)."""
-    _need_vnni()
+    _need_vnni(kernel)
     from golden import layers
-    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    monkeypatch.setattr(fast, "_KERNEL", kernel)
     x = np.zeros((50, 16), np.int64)
     x[37, 5] = bad
     with pytest.raises(DQTValueError, match=rf"{bad}.*\[0, 255\]"):
@@ -496,14 +507,15 @@ def test_vnni_kernel_rejects_codes_outside_the_format(bad, monkeypatch):
                           AccumulatorSpec(20), "linear", impl="fast")
 
 
-def test_vnni_kernel_runs_in_a_forked_child(monkeypatch):
+@FUSED
+def test_vnni_kernel_runs_in_a_forked_child(kernel, monkeypatch):
     """libgomp is not fork-safe: a child forked after a parallel region hangs in its next one.
     The kernel runs single-threaded in a forked child (e.g. the report's process pool) and
     still gives the reference result."""
-    _need_vnni()
+    _need_vnni(kernel)
     import multiprocessing as mp
     from golden import layers
-    monkeypatch.setattr(fast, "_KERNEL", "vnni")
+    monkeypatch.setattr(fast, "_KERNEL", kernel)
     rng = np.random.default_rng(5)
     x, w = rng.integers(0, 256, (400, 300)), rng.integers(-128, 128, (70, 300))
     args = (x, w, np.zeros(70, np.int64), 8, 4, "floor", AccumulatorSpec(30), "linear")

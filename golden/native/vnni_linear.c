@@ -12,7 +12,14 @@
  *
  * Weights are packed once per layer in panels of NR = 64 columns, K in quads:
  * packed[((p K4 + q) NR + j) 4 + t] = W[NR p + j][4 q + t], zero padded to a multiple of 4
- * terms and of NR columns.
+ * terms (K4 quads) and of NR columns.
+ *
+ * Built with -DDQT_AMX (and -mamx-tile -mamx-int8) the same file is the amx kernel: the
+ * products are Intel AMX tdpbusd (_tile_dpbusd) on 16 x 64-byte tiles, the same u8 x s8
+ * dot products of four into int32 with no saturation, so the same bound makes it exact. A
+ * 16-column slice of a panel is a tdpbusd B tile as it is (16 quads of rows, row stride
+ * 4 NR bytes); K4 is padded to a multiple of 16 quads (64 terms, one tile) and the rows of a
+ * block to a multiple of 32 (two A tiles). The shift, the finish and the threads are shared.
  */
 #include <immintrin.h>
 #include <pthread.h>
@@ -27,9 +34,21 @@
 #define MR 6          /* rows per micro-tile: 24 accumulators + 4 panel vectors in 32 zmm */
 #define PER_THREAD 2  /* row blocks per thread */
 #define MC 96         /* most rows of a block (shifted into the u8 buffer together) */
+#ifdef DQT_AMX
+#define QUADS 16      /* K4 a multiple of one tile's 16 quads */
+#define SBUF 32       /* rows of int32 sums buffered per thread */
+#define BLOCK_ROWS 32 /* block rows a multiple of two A tiles */
+#else
+#define QUADS 1
+#define SBUF 0
+#define BLOCK_ROWS MR
+#endif
+
+/* Quads of K as packed (and bytes / 4 of a shifted activation row). */
+int64_t dqt_vnni_quads(int64_t k) { return ((k + 3) / 4 + QUADS - 1) / QUADS * QUADS; }
 
 void dqt_vnni_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
-    const int64_t k4 = (k + 3) / 4, panels = (n + NR - 1) / NR;
+    const int64_t k4 = dqt_vnni_quads(k), panels = (n + NR - 1) / NR;
     memset(packed, 0, (size_t)(panels * k4 * NR * 4));
     for (int64_t p = 0; p < panels; ++p)
         for (int64_t q = 0; q < k4; ++q)
@@ -45,33 +64,34 @@ void dqt_vnni_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
 /* The nested shift of one row of unsigned codes into u8 (golden.ops.nested_shift): floor
  * v >> k, or round min(max((v + 2^(k-1)) >> k, lo), hi); codes outside [lo_in, hi_in] are
  * counted (the caller raises). Branch-free so that it vectorizes. */
-#define SHIFT_ROW(T)                                                                          \
+#define SHIFT_ROW(T, W) /* W: the working type, int32_t for codes narrower than 64 bits */  \
     static int64_t shift_row_##T(const T *src, int64_t K, int k, int rnd, int64_t lo_in,      \
-                                 int64_t hi_in, int64_t lo, int64_t hi, uint8_t *dst) {       \
-        int64_t bad = 0;                                                                      \
-        const int64_t half = k > 0 ? ((int64_t)1 << (k - 1)) : 0;                             \
+                                 int64_t hi_in, int64_t lo_, int64_t hi_, uint8_t *dst) {     \
+        W bad = 0;                                                                            \
+        const W half = k > 0 ? ((W)1 << (k - 1)) : 0, lo = (W)lo_, hi = (W)hi_;              \
+        const W a = (W)lo_in, b = (W)hi_in;                                                   \
         if (rnd && k > 0) {                                                                   \
             for (int64_t i = 0; i < K; ++i) {                                                 \
-                const int64_t v = (int64_t)src[i];                                            \
-                bad += (v < lo_in) | (v > hi_in);                                             \
-                int64_t r = (v + half) >> k;                                                  \
+                const W v = (W)src[i];                                                        \
+                bad += (v < a) | (v > b);                                                     \
+                W r = (v + half) >> k;                                                        \
                 r = r < lo ? lo : r;                                                          \
                 dst[i] = (uint8_t)(r > hi ? hi : r);                                          \
             }                                                                                 \
         } else {                                                                              \
             for (int64_t i = 0; i < K; ++i) {                                                 \
-                const int64_t v = (int64_t)src[i];                                            \
-                bad += (v < lo_in) | (v > hi_in);                                             \
+                const W v = (W)src[i];                                                        \
+                bad += (v < a) | (v > b);                                                     \
                 dst[i] = (uint8_t)(v >> k);                                                   \
             }                                                                                 \
         }                                                                                     \
-        return bad;                                                                           \
+        return (int64_t)bad;                                                                  \
     }
-SHIFT_ROW(int64_t)
-SHIFT_ROW(int32_t)
-SHIFT_ROW(int16_t)
-SHIFT_ROW(int8_t)
-SHIFT_ROW(uint8_t)
+SHIFT_ROW(int64_t, int64_t)
+SHIFT_ROW(int32_t, int64_t) /* int32 codes near its limits would overflow v + half */
+SHIFT_ROW(int16_t, int32_t)
+SHIFT_ROW(int8_t, int32_t)
+SHIFT_ROW(uint8_t, int32_t)
 
 typedef struct {
     int64_t n, k2, alo, ahi, sat;
@@ -80,25 +100,51 @@ typedef struct {
     uint8_t *over;
 } finish_t;
 
-/* (s << k2) + bias and the overflow policy for 16 int32 sums of one row, columns j0.. */
-static inline void finish16(__m512i s, int64_t row, int64_t j0, const finish_t *f) {
-    const __m512i lo = _mm512_set1_epi64(f->alo), hi = _mm512_set1_epi64(f->ahi);
-    const __m512i mod = _mm512_set1_epi64(f->ahi - f->alo);
-    const __m128i sh = _mm_cvtsi64_si128(f->k2), one = _mm_set1_epi8(1);
+/* finish_t's constants as vectors, made once per tile in a local: the stores to acc and
+ * over could alias a finish_t's fields, so the compiler would reload them after each one. */
+typedef struct {
+    __m512i lo, hi, mod;
+    __m128i sh;
+    int64_t n, sat;
+    const int64_t *bias;
+    int64_t *acc;
+    uint8_t *over;
+} fin_t;
+
+static inline fin_t fin_make(const finish_t *f) {
+    const fin_t F = {_mm512_set1_epi64(f->alo), _mm512_set1_epi64(f->ahi),
+                     _mm512_set1_epi64(f->ahi - f->alo), _mm_cvtsi64_si128(f->k2), f->n,
+                     f->sat, f->bias, f->acc, f->over};
+    return F;
+}
+
+/* (s << k2) + bias and the overflow policy for 16 int32 sums of one row, columns j0..;
+ * the 16 flags go out as one 16-byte store (two masked 8-byte ones cost a quarter of the
+ * amx kernel's time) */
+static inline __attribute__((always_inline)) void finish16(__m512i s, int64_t row, int64_t j0,
+                                                          const fin_t *F) {
+    const int64_t left = F->n - j0;
+    if (left <= 0) return;
+    const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+    __mmask16 o = 0;
     for (int h = 0; h < 2; ++h) {
-        const int64_t j = j0 + 8 * h, left = f->n - j;
-        if (left <= 0) return;
-        const __mmask8 m = left >= 8 ? 0xFF : (__mmask8)((1u << left) - 1);
+        const __mmask8 mh = (__mmask8)(m >> (8 * h));
+        const int64_t j = j0 + 8 * h;
         const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
-        __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), sh);
-        v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(m, f->bias + j));
-        const __mmask8 o = _mm512_cmplt_epi64_mask(v, lo) | _mm512_cmpgt_epi64_mask(v, hi);
-        const __m512i wrapped =
-            _mm512_add_epi64(_mm512_and_si512(_mm512_sub_epi64(v, lo), mod), lo);
-        const __m512i r = f->sat ? _mm512_min_epi64(_mm512_max_epi64(v, lo), hi) : wrapped;
-        _mm512_mask_storeu_epi64(f->acc + row * f->n + j, m, r);
-        _mm_mask_storeu_epi8(f->over + row * f->n + j, m, _mm_maskz_mov_epi8(o, one));
+        __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), F->sh);
+        v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mh, F->bias + j));
+        const __mmask8 oh = _mm512_cmplt_epi64_mask(v, F->lo) | _mm512_cmpgt_epi64_mask(v, F->hi);
+        o |= (__mmask16)((unsigned)oh << (8 * h));
+        const __m512i r = F->sat ? _mm512_min_epi64(_mm512_max_epi64(v, F->lo), F->hi)
+                                 : _mm512_add_epi64(_mm512_and_si512(_mm512_sub_epi64(v, F->lo),
+                                                                     F->mod), F->lo);
+        _mm512_mask_storeu_epi64(F->acc + row * F->n + j, mh, r);
     }
+    const __m128i flags = _mm_maskz_mov_epi8(o & m, _mm_set1_epi8(1));
+    if (m == 0xFFFF)
+        _mm_storeu_si128((__m128i *)(F->over + row * F->n + j0), flags);
+    else
+        _mm_mask_storeu_epi8(F->over + row * F->n + j0, m, flags);
 }
 
 /* A ROWS x NR tile: a [ROWS, lda] u8, the panel [k4][NR][4] s8; then finish. */
@@ -125,11 +171,63 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *a, int64_t
             for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, b[v]);
         }
     }
+    const fin_t F = fin_make(f);
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) finish16(c[r][v], row0 + r, j0 + 16 * v, f);
+        for (int v = 0; v < NV; ++v) finish16(c[r][v], row0 + r, j0 + 16 * v, &F);
 }
+
+#ifdef DQT_AMX
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* Asks Linux for the AMX tile state (once per process); 0 when granted. */
+int dqt_amx_init(void) {
+    return (int)syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                        18 /* XFEATURE_XTILEDATA */);
+}
+
+/* Every tile 16 rows x 64 bytes: 0-3 the sums of a 32 x 32 block, 4-5 A, 6-7 B. */
+static void amx_config(void) {
+    struct {
+        uint8_t palette, start, reserved[14];
+        uint16_t colsb[16];
+        uint8_t rows[16];
+    } c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+        c.rows[t] = 16;
+        c.colsb[t] = 64;
+    }
+    _tile_loadconfig(&c);
+}
+
+/* 32 rows of a x 32 columns of the panel from column jl: int32 sums into s (row stride ls
+ * int32s). */
+static void amx_tile(const uint8_t *a, int64_t lda, const int8_t *panel, int64_t k4,
+                     int64_t jl, int32_t *s, int64_t ls) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t q = 0; q < k4; q += 16) {
+        _tile_loadd(4, a + 4 * q, lda);
+        _tile_loadd(5, a + 16 * lda + 4 * q, lda);
+        _tile_loadd(6, panel + (q * NR + jl) * 4, NR * 4);
+        _tile_loadd(7, panel + (q * NR + jl + 16) * 4, NR * 4);
+        _tile_dpbusd(0, 4, 6);
+        _tile_dpbusd(1, 4, 7);
+        _tile_dpbusd(2, 5, 6);
+        _tile_dpbusd(3, 5, 7);
+    }
+    _tile_stored(0, s, 4 * ls);
+    _tile_stored(1, s + 16, 4 * ls);
+    _tile_stored(2, s + 16 * ls, 4 * ls);
+    _tile_stored(3, s + 16 * ls + 16, 4 * ls);
+}
+#endif
 
 typedef struct {
     const void *x;
@@ -144,7 +242,7 @@ typedef struct {
 /* Rows [i0, i0 + rows) of the job, rows <= MC, through the u8 buffer abuf. Returns the
  * number of input codes outside [lo_in, hi_in] (then nothing useful is written). */
 static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
-    const int64_t K = J->K, k4 = (K + 3) / 4, lda = 4 * k4, panels = (J->n + NR - 1) / NR;
+    const int64_t K = J->K, k4 = dqt_vnni_quads(K), lda = 4 * k4, panels = (J->n + NR - 1) / NR;
     const finish_t f = {J->n, J->k2, J->alo, J->ahi, J->sat, J->bias, J->acc, J->over};
     int64_t bad = 0;
     for (int64_t r = 0; r < rows; ++r) {
@@ -164,6 +262,28 @@ static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
         memset(dst + K, 0, (size_t)(lda - K));
     }
     if (bad) return bad;
+#ifdef DQT_AMX
+    /* 32 rows at a time: every panel's sums into sbuf [32][panels NR] int32, then each row
+     * finished in one sweep, so that acc and over are written row by row (finishing each
+     * 32 x 32 tile as it comes writes rows n 8 bytes apart, 4K-aliasing the loads: 3x
+     * slower) */
+    const int64_t padded = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS, ls = panels * NR;
+    int32_t *sbuf = (int32_t *)(abuf + (padded * lda + 63) / 64 * 64);
+    const fin_t F = fin_make(&f);
+    memset(abuf + rows * lda, 0, (size_t)((padded - rows) * lda));
+    amx_config();
+    for (int64_t r = 0; r < rows; r += BLOCK_ROWS) {
+        for (int64_t p = 0; p < panels; ++p)
+            for (int64_t jl = 0; jl < NR && p * NR + jl < J->n; jl += 32)
+                amx_tile(abuf + r * lda, lda, J->packed + p * k4 * NR * 4, k4, jl,
+                         sbuf + p * NR + jl, ls);
+        const int64_t last = rows - r < BLOCK_ROWS ? rows - r : BLOCK_ROWS;
+        for (int64_t rr = 0; rr < last; ++rr)
+            for (int64_t j = 0; j < J->n; j += 16)
+                finish16(_mm512_load_si512(sbuf + rr * ls + j), i0 + r + rr, j, &F);
+    }
+    return 0;
+#endif
     for (int64_t p = 0; p < panels; ++p) {
         const int8_t *panel = J->packed + p * k4 * NR * 4;
         int64_t r = 0;
@@ -223,14 +343,15 @@ int64_t dqt_vnni_linear(const void *x, int xsize, int64_t ldx, int64_t M, int64_
     threads = threads < 1 || g_forked ? 1 : threads;
     /* blocks of at least 4 tiles; about four per thread so that a late one can share */
     int64_t chunk = (M + PER_THREAD * threads - 1) / (PER_THREAD * threads);
-    chunk = (chunk + MR - 1) / MR * MR;
-    chunk = chunk < 4 * MR ? 4 * MR : chunk > MC ? MC : chunk;
-    const int64_t blocks = (M + chunk - 1) / chunk, lda = 4 * ((K + 3) / 4);
+    chunk = (chunk + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS;
+    chunk = chunk < 4 * MR ? (4 * MR + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS : chunk > MC ? MC : chunk;
+    const int64_t blocks = (M + chunk - 1) / chunk, lda = 4 * dqt_vnni_quads(K);
     if (blocks < threads) threads = (int)blocks;
     int64_t bad = 0, oom = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad, oom)
     {
-        uint8_t *abuf = thread_buffer((size_t)(chunk * lda + 64));
+        /* the shifted rows (chunk: whole BLOCK_ROWS); the amx kernel's sums after them */
+        uint8_t *abuf = thread_buffer((size_t)(chunk * lda + 128 + SBUF * 4 * ((n + NR - 1) / NR) * NR));
         if (!abuf) ++oom;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < blocks; ++b) {
@@ -238,6 +359,9 @@ int64_t dqt_vnni_linear(const void *x, int xsize, int64_t ldx, int64_t M, int64_
             const int64_t i0 = b * chunk, rows = M - i0 < chunk ? M - i0 : chunk;
             bad += block(&job, i0, rows, abuf);
         }
+#ifdef DQT_AMX
+        _tile_release();
+#endif
     }
     return oom ? -1 : bad;
 }
