@@ -47,6 +47,23 @@ def test_network_through_the_pin_level_top(line_and_net):
 
 
 @pytest.mark.simulator
+def test_fusion_engine_through_the_pin_level_top(line_and_net):
+    """The precision-scalable engine behind the same top: bank-addressed weight rows, packed
+    b-bit beats, fewer beats per row at lower b; every mode, every element."""
+    from sim.uart_host import SimLine, UartEngine
+    net, art = line_and_net[1], line_and_net[2]
+    line = SimLine(engine_params_for(net, {"lanes": 1, "pes": 2, "fusion": True}), divisor=4)
+    try:
+        eng = UartEngine(line.geom, line)
+        x, _ = input_codes(art, 1)
+        rep = run_now(run_on_engine(eng, net, x, MODES))
+        assert rep["mismatches"] == 0, rep["first_mismatch"]
+        assert rep["rtl_elements"] > 2000 and not eng.status()["bad_opcode"]
+    finally:
+        line.close()
+
+
+@pytest.mark.simulator
 def test_a_corrupted_frame_is_caught(line_and_net, monkeypatch):
     """A host that drops the top bit of every weight byte: the check names the layer."""
     from rtl import uart_bridge

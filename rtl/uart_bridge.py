@@ -13,6 +13,11 @@ Frames (host to board), every field little-endian, widths from :class:`FrameForm
     0x02 WEIGHT  addr (wa bytes), w_data (lanes x pes x n bits)        -> w_we
     0x03 CHAN    addr (ca bytes), c_bias (lanes x acc_max bits) then c_m -> c_we
     0x04 BEAT    the engine's input payload (x, x2, bits)              -> one i beat
+
+The same frames carry the precision-scalable engine (``fusion=True``): its weight address is
+``4 * row + bank`` (two more bits), its beats carry ``x_fields = 4 pes`` fields of packed
+b-bit codes, and a row takes fewer beats at lower b (:func:`rtl.engine_protocol.
+dense_beat_arrays`; the host applies the nested conversion).
     0x05 STATUS  (no payload): the board answers one status byte
 
 Board to host: each engine output beat as its payload bytes (``out_bytes``), and the status
@@ -56,7 +61,8 @@ class FrameFormat:
 
     @property
     def waddr_bits(self):
-        return ceil_log2(max(2, self.geom.weight_depth))
+        g = self.geom
+        return ceil_log2(max(2, g.weight_depth * (4 if g.fusion else 1)))
 
     @property
     def caddr_bits(self):
@@ -65,7 +71,7 @@ class FrameFormat:
     @property
     def beat_bits(self):
         g = self.geom
-        return 2 * g.pes * g.n + bits_width(g.n)
+        return 2 * g.x_fields * g.n + bits_width(g.n)
 
     @property
     def out_bits(self):
@@ -121,7 +127,8 @@ def encode_chan(fmt: FrameFormat, addr: int, bias, m) -> bytes:
 
 def encode_beat(fmt: FrameFormat, x, x2, bits: int) -> bytes:
     g = fmt.geom
-    v = _pack(x, g.n) | (_pack(x2, g.n) << (g.pes * g.n)) | (int(bits) << (2 * g.pes * g.n))
+    F = g.x_fields * g.n
+    v = _pack(x, g.n) | (_pack(x2, g.n) << F) | (int(bits) << (2 * F))
     return bytes([OP["BEAT"]]) + _le(v, _nbytes(fmt.beat_bits))
 
 
@@ -216,10 +223,6 @@ class HostBridge(wiring.Component):
     input stream and output stream (see the module docstring for the frames)."""
 
     def __init__(self, engine: Engine):
-        if engine.fusion:
-            raise RTLParamError("the UART host bridge carries the nested engine's frames; an "
-                                "engine with fusion=True has no FPGA top yet (run it with "
-                                "dqt sim's batch driver)")
         self._eng = engine
         self.fmt = FrameFormat(engine.geometry)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),

@@ -160,15 +160,17 @@ class UartEngine(SyncDriver):
         data += [encode_chan(self.fmt, g, b, m) for g, b, m in tile.chans]
         self._xfer(b"".join(data), 0)
 
-    def _stream(self, beats, n_out_per, groups):
-        """Send ``beats`` in groups (one row's beats), reading ``n_out_per`` output beats after
-        each: the decoded output beats."""
+    def _stream(self, beats, n_out_per, counts):
+        """Send ``beats`` row by row (``counts``: each row's beats), reading ``n_out_per``
+        output beats after each: the decoded output beats."""
         outs = []
         ob = self.fmt.out_bytes
         c0 = getattr(self.line, "cycle", 0)
-        for i in range(0, len(beats), groups):
+        i = 0
+        for c in counts:
             data = b"".join(encode_beat(self.fmt, b["x"], b["x2"], b["bits"])
-                            for b in beats[i:i + groups])
+                            for b in beats[i:i + c])
+            i += c
             raw = self._xfer(data, n_out_per * ob)
             outs += [decode_out(self.fmt, raw[k * ob:(k + 1) * ob]) for k in range(n_out_per)]
         self._busy += getattr(self.line, "cycle", 0) - c0
@@ -176,8 +178,11 @@ class UartEngine(SyncDriver):
 
     def dense(self, tile, rows, bits):
         rows = np.asarray(rows, dtype=np.int64)
-        beats = dense_input_beats(self.geom, rows, bits)
-        outs = self._stream(beats, tile.groups, tile.k_beats)
+        beats = dense_input_beats(self.geom, rows, bits, tile.mode)
+        # a row's beats: k_beats, or fewer at lower b in the fusion engine
+        counts = [self.geom.beats(tile.k_beats, int(b), tile.mode)
+                  for b in np.broadcast_to(np.asarray(bits), (len(rows),))]
+        outs = self._stream(beats, tile.groups, counts)
         y, over = collect_dense(self.geom, tile, outs, len(rows))
         return y, over, np.zeros_like(y)
 
@@ -192,7 +197,7 @@ class UartEngine(SyncDriver):
         A.reshape(-1)[:a.size], Bv.reshape(-1)[:b.size] = a, b
         self.configure(plan_add(g, constants, K))
         beats = add_input_beats(g, A, Bv)
-        outs = self._stream(beats, 1, 1)
+        outs = self._stream(beats, 1, [1] * len(beats))
         y = collect_add(g, outs, R, K).reshape(-1)[:a.size].reshape(q1.shape)
         return y, np.zeros_like(y)
 

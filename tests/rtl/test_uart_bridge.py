@@ -22,9 +22,12 @@ def _width(v):
     return Shape.cast(v.shape()).width
 
 
-def test_frame_sizes_cover_the_engine_ports():
-    """The bridge slices frames with FrameFormat's widths: they must be the ports' widths."""
-    e = Engine(**SMALL)
+@pytest.mark.parametrize("params", [SMALL, {"lanes": 2, "pes": 2, "max_k": 32, "max_out": 4,
+                                             "weight_depth": 8, "fusion": True}])
+def test_frame_sizes_cover_the_engine_ports(params):
+    """The bridge slices frames with FrameFormat's widths: they must be the ports' widths
+    (the precision-scalable engine's too: its bank address bits and packed beats)."""
+    e = Engine(**params)
     f = FrameFormat(e.geometry)
     assert f.beat_bits == _width(e.i.payload)
     assert f.out_bits == _width(e.o.payload)
