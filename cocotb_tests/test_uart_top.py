@@ -81,18 +81,21 @@ def test_a_corrupted_frame_is_caught(line_and_net, monkeypatch):
 
 
 @pytest.mark.simulator
-def test_fpga_run_cli_in_simulation(line_and_net):
-    """``dqt fpga run --sim``: the host program a board user runs, on the preset's top."""
+@pytest.mark.parametrize("preset,modes", [("ecp5-25k", "8,dynamic"),
+                                          ("ecp5-25k-fusion", "2,dynamic")])
+def test_fpga_run_cli_in_simulation(line_and_net, preset, modes):
+    """``dqt fpga run --sim``: the host program a board user runs, on the preset's top (the
+    fusion preset's: packed beats, fewer per row at 2 bits)."""
     import json
     import subprocess
     import sys
     art = line_and_net[2]
     r = subprocess.run([sys.executable, "-m", "dqt", "fpga", "run", str(art), "--preset",
-                        "ecp5-25k", "--sim", "--images", "1", "--modes", "8,dynamic", "--json"],
+                        preset, "--sim", "--images", "1", "--modes", modes, "--json"],
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     j = json.loads(r.stdout.strip().splitlines()[-1])
-    assert j["mismatches"] == 0 and j["rtl_elements"] > 1000 and j["modes"] == ["8", "dynamic"]
+    assert j["mismatches"] == 0 and j["rtl_elements"] > 1000 and j["modes"] == modes.split(",")
 
 
 @pytest.mark.slow

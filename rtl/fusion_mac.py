@@ -4,7 +4,7 @@ See docs/rtl.md, "The fusion MAC", for the organisation and why bricks of 2 bits
 """
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 
 from golden import defaults as D
 from golden.ops import FUSION_INPUTS, fusion_group
@@ -129,7 +129,10 @@ def fusion_dot(m, n, bits, widths, xr, wr, name="b"):
     prods = []
     for r in range(G):
         for c in range(G):
-            prod = materialize(m, xd[r][c] * wd[r][c], f"{name}p{r}_{c}")
+            # the x digit is 0..3: its two bits select w and 2w (written out, not as a
+            # product: FPGA synthesis would put each 2 x 3-bit `*` on a DSP block)
+            x, w = xd[r][c], wd[r][c]
+            prod = materialize(m, Mux(x[0], w, 0) + Mux(x[1], w << 1, 0), f"{name}p{r}_{c}")
             prods.append(prod << sh[r][c])
     return sum_tree(prods)
 

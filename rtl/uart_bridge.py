@@ -339,16 +339,17 @@ class FpgaTop(Elaboratable):
     """Pins: ``clk_in`` (the board oscillator), ``uart_rx``, ``uart_tx``, ``led`` (error:
     an unknown opcode or a receive overrun). ``family``: "ice40" or "ecp5" puts that
     family's PLL between ``clk_in`` and the core clock; None runs the core on ``clk_in``
-    (simulation). ``baud``: line rate; ``core_mhz``: core clock (from the PLL) that the
-    bit divisor is computed from; ``divisor`` overrides it (simulation: a few clocks)."""
+    (simulation, or a board whose oscillator is the core clock). ``baud``: line rate; the
+    bit divisor is computed from the core clock: the PLL's output, else ``clock_mhz`` (the
+    oscillator's); ``divisor`` overrides it (simulation: a few clocks)."""
 
     def __init__(self, engine_params: dict, family: str | None = None, baud: int = 115200,
-                 divisor: int | None = None, rx_fifo: int = 64):
+                 divisor: int | None = None, rx_fifo: int = 64, clock_mhz: float = 12.0):
         if family is not None and family not in PLLS:
             raise RTLParamError(f"family={family!r} is not one of {sorted(PLLS)} or None")
         self.engine = Engine(**engine_params)
         self.family = family
-        core_hz = (PLLS[family]["out_mhz"] if family else 12.0) * 1e6
+        core_hz = (PLLS[family]["out_mhz"] if family else float(clock_mhz)) * 1e6
         self.divisor = int(divisor) if divisor is not None else round(core_hz / baud)
         check_int("divisor", self.divisor, 4, 1 << 20)
         self.rx_fifo = check_int("rx_fifo", rx_fifo, 2, 4096)
