@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """``dqt rtl build``: bad input (exit 2, one line naming the limit, nothing written) and,
 in a slow test, the iCE40 UP5K build end to end (bitstream, report, JSON line)."""
 from __future__ import annotations
@@ -68,6 +69,20 @@ def test_constraints_and_fusesoc_core():
     assert 'LOCATE COMP "uart_tx" SITE "L4";' in lpf and 'FREQUENCY PORT "clk_in" 25.0 MHZ;' in lpf
     core = fpga.fusesoc_core("ice40-up5k")
     assert core.startswith("CAPI=2:\nname: dqt:fpga:ice40_up5k:0.1")
+
+
+def test_fusion_preset_runs_the_engine_at_the_board_clock(tmp_path):
+    """The precision-scalable preset: a fusion engine, no PLL (the top's core clock is the
+    board's 25 MHz oscillator, so the UART divisor comes from it), the random network fits."""
+    from rtl.uart_bridge import FpgaTop
+    p = fpga.PRESETS["ecp5-25k-fusion"]
+    assert p["engine"]["fusion"] is True and p["target_mhz"] <= p["clock_mhz"]
+    v = fpga.top_verilog("ecp5-25k-fusion")
+    assert "EHXPLLL" not in v and "EHXPLLL" in fpga.top_verilog("ecp5-25k")
+    top = FpgaTop(p["engine"], family=None, clock_mhz=p["clock_mhz"])
+    assert top.divisor == round(25e6 / 115200)
+    random_network(tmp_path / "net", seed=3)
+    assert fpga.check_network("ecp5-25k-fusion", tmp_path / "net")["max_k"] <= p["engine"]["max_k"]
 
 
 def test_fusesoc_parses_the_core(tmp_path):
