@@ -446,8 +446,9 @@ def kernel_order() -> list:
 
 def gemm_kernel() -> str:
     """The preferred exact GEMM kernel for linear layers (the first of :func:`kernel_order`):
-    "amx" (native AMX tdpbusd, the whole layer fused), "vnni" (the same on vpdpbusd), "u8" (fbgemm u8 x s8, b <= 7), "i16"
-    (native vpmaddwd), "int8" (torch._int_mm) or "f32" (sgemm)."""
+    "amx" (native AMX tdpbusd, the whole layer fused), "vnni" (the same on vpdpbusd), "u8"
+    (fbgemm u8 x s8, b <= 7), "i16" (native vpmaddwd), "int8" (torch._int_mm) or "f32"
+    (sgemm)."""
     if _KERNEL is not None:  # set by tests to force one kernel
         return _KERNEL
     return kernel_order()[0]

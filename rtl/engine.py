@@ -152,7 +152,7 @@ class Engine(wiring.Component):
             "o": Out(stream.Signature(lay_o)),
             "cfg_we": In(1), "cfg_addr": In(4), "cfg_data": In(32),
             "w_we": In(1),
-            "w_addr": In(range(max(2, self._weight_depth * (4 if fusion else 1)))),
+            "w_addr": In(range(max(2, self.geometry.weight_addresses))),
             "w_data": In(data.ArrayLayout(data.ArrayLayout(signed(n_), P), L)),
             "c_we": In(1), "c_addr": In(range(max(2, self.groups_max))),
             "c_bias": In(data.ArrayLayout(signed(self._acc_max), L)),

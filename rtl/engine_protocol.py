@@ -115,6 +115,12 @@ class EngineGeometry:
         fusion engine, whose dense beats carry up to 16 pes packed 2-bit codes."""
         return 4 * self.pes if self.fusion else self.pes
 
+    @property
+    def weight_addresses(self) -> int:
+        """Addresses of the weight write port: ``weight_depth`` rows, or ``4 * row + bank``
+        over the fusion engine's four banks."""
+        return self.weight_depth * (4 if self.fusion else 1)
+
     def unit_terms(self, bits: int, mode="floor") -> int:
         """Terms per PE per beat at ``bits`` (1 unless fusion: :func:`fusion_unit_terms`)."""
         if not self.fusion:

@@ -61,8 +61,7 @@ class FrameFormat:
 
     @property
     def waddr_bits(self):
-        g = self.geom
-        return ceil_log2(max(2, g.weight_depth * (4 if g.fusion else 1)))
+        return ceil_log2(max(2, self.geom.weight_addresses))
 
     @property
     def caddr_bits(self):

@@ -426,10 +426,6 @@ def test_i16_kernel_equals_reference_at_extremes(bits, pattern, shape, monkeypat
 
 # --- the vnni kernel (native vpdpbusd, the whole linear layer fused) ------------------------------
 
-def _need_vnni(kernel="vnni"):
-    _need_native(kernel)
-
-
 # the fused kernel's two builds: vpdpbusd (AVX-512 VNNI) and tdpbusd tiles (AMX)
 FUSED = pytest.mark.parametrize("kernel", ["vnni", "amx"])
 
@@ -457,7 +453,7 @@ def test_vnni_kernel_equals_reference_at_extremes(kernel, bits, pattern, shape, 
     remainders, K a whole tile; both: K not a multiple of 4, row blocks over threads),
     both nested modes, both overflow policies with an accumulator narrow enough to hit them:
     equal to the int64 reference, values and overflow flags."""
-    _need_vnni(kernel)
+    _need_native(kernel)
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", kernel)
     rng = np.random.default_rng(bits * 7 + shape[0])
@@ -480,7 +476,7 @@ def test_vnni_kernel_equals_reference_at_extremes(kernel, bits, pattern, shape, 
 def test_vnni_kernel_reads_every_activation_dtype(kernel, dtype, monkeypatch):
     """Codes arrive as int64 from the network and as narrower arrays from users: the kernel
     reads each width as it is (uint16 is widened first)."""
-    _need_vnni(kernel)
+    _need_native(kernel)
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", kernel)
     rng = np.random.default_rng(3)
@@ -497,7 +493,7 @@ def test_vnni_kernel_reads_every_activation_dtype(kernel, dtype, monkeypatch):
 def test_vnni_kernel_rejects_codes_outside_the_format(kernel, bad, monkeypatch):
     """An activation code outside [0, 255] raises, naming the value and the range, as the
     other paths do (the kernel counts them; nothing it wrote is returned)."""
-    _need_vnni(kernel)
+    _need_native(kernel)
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", kernel)
     x = np.zeros((50, 16), np.int64)
@@ -512,7 +508,7 @@ def test_vnni_kernel_runs_in_a_forked_child(kernel, monkeypatch):
     """libgomp is not fork-safe: a child forked after a parallel region hangs in its next one.
     The kernel runs single-threaded in a forked child (e.g. the report's process pool) and
     still gives the reference result."""
-    _need_vnni(kernel)
+    _need_native(kernel)
     import multiprocessing as mp
     from golden import layers
     monkeypatch.setattr(fast, "_KERNEL", kernel)

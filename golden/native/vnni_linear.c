@@ -93,15 +93,9 @@ SHIFT_ROW(int16_t, int32_t)
 SHIFT_ROW(int8_t, int32_t)
 SHIFT_ROW(uint8_t, int32_t)
 
-typedef struct {
-    int64_t n, k2, alo, ahi, sat;
-    const int64_t *bias;
-    int64_t *acc;
-    uint8_t *over;
-} finish_t;
-
-/* finish_t's constants as vectors, made once per tile in a local: the stores to acc and
- * over could alias a finish_t's fields, so the compiler would reload them after each one. */
+/* What the finish needs, its constants as vectors; made once per block of rows, in a local
+ * (the stores to acc and over could alias the fields of a struct in memory, and the compiler
+ * would reload them after each one). */
 typedef struct {
     __m512i lo, hi, mod;
     __m128i sh;
@@ -111,10 +105,11 @@ typedef struct {
     uint8_t *over;
 } fin_t;
 
-static inline fin_t fin_make(const finish_t *f) {
-    const fin_t F = {_mm512_set1_epi64(f->alo), _mm512_set1_epi64(f->ahi),
-                     _mm512_set1_epi64(f->ahi - f->alo), _mm_cvtsi64_si128(f->k2), f->n,
-                     f->sat, f->bias, f->acc, f->over};
+static inline fin_t fin_make(int64_t n, int64_t k2, int64_t alo, int64_t ahi, int64_t sat,
+                             const int64_t *bias, int64_t *acc, uint8_t *over) {
+    const fin_t F = {_mm512_set1_epi64(alo), _mm512_set1_epi64(ahi),
+                     _mm512_set1_epi64(ahi - alo), _mm_cvtsi64_si128(k2), n, sat, bias, acc,
+                     over};
     return F;
 }
 
@@ -151,7 +146,7 @@ static inline __attribute__((always_inline)) void finish16(__m512i s, int64_t ro
 static inline __attribute__((always_inline)) void tile(const uint8_t *a, int64_t lda,
                                                       const int ROWS, const int8_t *panel,
                                                       int64_t k4, int64_t row0, int64_t j0,
-                                                      const finish_t *f) {
+                                                      const fin_t *F) {
     __m512i c[MR][NV];
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r)
@@ -171,11 +166,10 @@ static inline __attribute__((always_inline)) void tile(const uint8_t *a, int64_t
             for (int v = 0; v < NV; ++v) c[r][v] = _mm512_dpbusd_epi32(c[r][v], av, b[v]);
         }
     }
-    const fin_t F = fin_make(f);
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r)
 #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) finish16(c[r][v], row0 + r, j0 + 16 * v, &F);
+        for (int v = 0; v < NV; ++v) finish16(c[r][v], row0 + r, j0 + 16 * v, F);
 }
 
 #ifdef DQT_AMX
@@ -243,7 +237,7 @@ typedef struct {
  * number of input codes outside [lo_in, hi_in] (then nothing useful is written). */
 static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
     const int64_t K = J->K, k4 = dqt_vnni_quads(K), lda = 4 * k4, panels = (J->n + NR - 1) / NR;
-    const finish_t f = {J->n, J->k2, J->alo, J->ahi, J->sat, J->bias, J->acc, J->over};
+    const fin_t F = fin_make(J->n, J->k2, J->alo, J->ahi, J->sat, J->bias, J->acc, J->over);
     int64_t bad = 0;
     for (int64_t r = 0; r < rows; ++r) {
         uint8_t *dst = abuf + r * lda;
@@ -265,11 +259,9 @@ static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
 #ifdef DQT_AMX
     /* 32 rows at a time: every panel's sums into sbuf [32][panels NR] int32, then each row
      * finished in one sweep, so that acc and over are written row by row (finishing each
-     * 32 x 32 tile as it comes writes rows n 8 bytes apart, 4K-aliasing the loads: 3x
-     * slower) */
+     * 32 x 32 tile as it came wrote rows 8n bytes apart and ran about 2x slower) */
     const int64_t padded = (rows + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS, ls = panels * NR;
     int32_t *sbuf = (int32_t *)(abuf + (padded * lda + 63) / 64 * 64);
-    const fin_t F = fin_make(&f);
     memset(abuf + rows * lda, 0, (size_t)((padded - rows) * lda));
     amx_config();
     for (int64_t r = 0; r < rows; r += BLOCK_ROWS) {
@@ -282,21 +274,21 @@ static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
             for (int64_t j = 0; j < J->n; j += 16)
                 finish16(_mm512_load_si512(sbuf + rr * ls + j), i0 + r + rr, j, &F);
     }
-    return 0;
-#endif
+#else
     for (int64_t p = 0; p < panels; ++p) {
         const int8_t *panel = J->packed + p * k4 * NR * 4;
         int64_t r = 0;
         for (; r + MR <= rows; r += MR)
-            tile(abuf + r * lda, lda, MR, panel, k4, i0 + r, p * NR, &f);
+            tile(abuf + r * lda, lda, MR, panel, k4, i0 + r, p * NR, &F);
         const uint8_t *ar = abuf + r * lda;
         switch (rows - r) {  /* the last rows, fewer than MR (= 6) */
-#define TAIL(n) case n: tile(ar, lda, n, panel, k4, i0 + r, p * NR, &f); break;
+#define TAIL(n) case n: tile(ar, lda, n, panel, k4, i0 + r, p * NR, &F); break;
         TAIL(5) TAIL(4) TAIL(3) TAIL(2) TAIL(1)
 #undef TAIL
         default: break;
         }
     }
+#endif
     return 0;
 }
 
@@ -344,14 +336,16 @@ int64_t dqt_vnni_linear(const void *x, int xsize, int64_t ldx, int64_t M, int64_
     /* blocks of at least 4 tiles; about four per thread so that a late one can share */
     int64_t chunk = (M + PER_THREAD * threads - 1) / (PER_THREAD * threads);
     chunk = (chunk + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS;
-    chunk = chunk < 4 * MR ? (4 * MR + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS : chunk > MC ? MC : chunk;
+    if (chunk < 4 * MR) chunk = (4 * MR + BLOCK_ROWS - 1) / BLOCK_ROWS * BLOCK_ROWS;
+    if (chunk > MC) chunk = MC;
     const int64_t blocks = (M + chunk - 1) / chunk, lda = 4 * dqt_vnni_quads(K);
     if (blocks < threads) threads = (int)blocks;
     int64_t bad = 0, oom = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad, oom)
     {
         /* the shifted rows (chunk: whole BLOCK_ROWS); the amx kernel's sums after them */
-        uint8_t *abuf = thread_buffer((size_t)(chunk * lda + 128 + SBUF * 4 * ((n + NR - 1) / NR) * NR));
+        uint8_t *abuf = thread_buffer((size_t)(chunk * lda + 128 +
+                                               SBUF * 4 * ((n + NR - 1) / NR) * NR));
         if (!abuf) ++oom;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t b = 0; b < blocks; ++b) {
