@@ -19,7 +19,7 @@ _TRAIN_KEYS = ("seed", "split_seed", "test_fraction", "n", "mode", "first_bits",
                "qat_epochs", "batch_size", "lr", "qat_lr", "ctrl_lr", "alpha", "beta", "cost",
                "cost_form", "target", "tau_start", "tau_end", "tau_kind", "threads", "width",
                "hidden", "data", "device", "levels", "copies", "ctrl_loss", "lam",
-               "balance")
+               "balance", "budget")
 
 
 def _flag(key: str) -> str:
@@ -72,6 +72,11 @@ def recipe_from_args(args):
     if recipe.dataset == "cifar10":
         from .data import check_cifar10_dir
         check_cifar10_dir(recipe.data)
+    from .train import check_budget
+    try:
+        check_budget(recipe)
+    except DQTValueError as e:
+        raise DQTValueError(f"--budget: {e}") from None
     return recipe
 
 
@@ -132,11 +137,14 @@ def register(sub) -> None:
     p.add_argument("--levels", type=int, help="digits-graded: severity levels (default 6)")
     p.add_argument("--copies", type=int, help="digits-graded: corrupted copies per training image")
     p.add_argument("--ctrl-loss", help="controller training: expected (per-input expected loss "
-                   "and BitOPs) or gumbel (task loss through the gates only)")
+                   "and BitOPs), budget (each input's best widths under a BitOPs budget, "
+                   "--budget) or gumbel (task loss through the gates only)")
     p.add_argument("--lam", type=float, help="weight of the per-input BitOPs ratio in the "
                    "expected controller loss")
     p.add_argument("--balance", type=float, help="expected controller loss: weight of the "
                    "entropy of the batch's width usage per controlled layer (default 0)")
+    p.add_argument("--budget", type=float, help="--ctrl-loss budget: mean BitOPs per input "
+                   "to hold, as a fraction of the all-n BitOPs, in (0, 1]")
     p.add_argument("--ctrl-lr", type=float)
     p.add_argument("--hidden", type=int, help="controller hidden width (default 64)")
     p.add_argument("--out", required=True, help="artifact directory to write")

@@ -38,11 +38,12 @@ from .export import artifact_digest, save_artifact
 from .models import QNet, build_model
 from .quant import QuantConfig
 
-__all__ = ["Recipe", "train", "DATASET_DEFAULTS", "with_dataset_defaults", "train_digits", "load_dataset", "DATASETS", "build_from_recipe", "save_state", "load_state",
+__all__ = ["Recipe", "train", "budget_labels", "check_budget", "DATASET_DEFAULTS", "with_dataset_defaults", "train_digits", "load_dataset", "DATASETS", "build_from_recipe", "save_state", "load_state",
            "STATE_FILE", "LOG_FILE", "PLOT_FILE", "set_determinism"]
 
 STATE_FILE = "fakequant_state.npz"
 DATASETS = ("digits", "digits-graded", "cifar10")
+CTRL_LOSSES = ("gumbel", "expected", "budget")
 LOG_FILE = "training_log.json"
 PLOT_FILE = "training_log.png"
 
@@ -83,6 +84,7 @@ class Recipe:
     ctrl_loss: str = "gumbel"     # "gumbel": J_task(dynamic) only; "expected": + J_ctrl
     lam: float = 0.5              # J_ctrl: weight of the expected BitOPs ratio per input
     balance: float = 0.0          # J_ctrl: weight of the batch's width-usage entropy (bonus)
+    budget: float | None = None   # ctrl_loss "budget": mean BitOPs ratio per input to hold
     tau_start: float = 2.0
     tau_end: float = 0.3
     tau_kind: str = "exp"
@@ -130,13 +132,23 @@ class Recipe:
             raise DQTValueError(f"device {self.device!r} is not one of ['cpu', 'cuda']")
         if self.device == "cuda" and not torch.cuda.is_available():
             raise DQTValueError("device 'cuda' is not available (torch.cuda.is_available() is False)")
-        if self.ctrl_loss not in ("gumbel", "expected"):
-            raise DQTValueError(f"ctrl_loss {self.ctrl_loss!r} is not one of ['gumbel', 'expected']")
+        if self.ctrl_loss not in CTRL_LOSSES:
+            raise DQTValueError(f"ctrl_loss {self.ctrl_loss!r} is not one of {list(CTRL_LOSSES)}")
         if not (isinstance(self.lam, (int, float)) and math.isfinite(self.lam) and self.lam >= 0):
             raise DQTValueError(f"lam={self.lam!r} must be a finite number >= 0")
         if not (isinstance(self.balance, (int, float)) and math.isfinite(self.balance)
                 and 0 <= self.balance <= 10):
             raise DQTValueError(f"balance={self.balance!r} is outside the allowed range [0, 10]")
+        if self.ctrl_loss == "budget" and self.budget is None:
+            raise DQTValueError("ctrl_loss 'budget' needs a budget (the mean BitOPs per input "
+                                "over the all-n BitOPs, in (0, 1])")
+        if self.budget is not None:
+            if self.ctrl_loss != "budget":
+                raise DQTValueError(f"budget={self.budget!r} is used by ctrl_loss 'budget' "
+                                    f"only (got {self.ctrl_loss!r})")
+            if not (isinstance(self.budget, (int, float)) and 0 < self.budget <= 1):
+                raise DQTValueError(f"budget={self.budget!r} is outside the allowed range (0, 1] "
+                                    "(mean BitOPs per input over the all-n BitOPs)")
         for name in ("levels", "copies"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not (2 if name == "levels" else 1) <= v <= 64:
@@ -177,8 +189,8 @@ class Recipe:
 #: Recipe fields a data set sets unless they are given: the graded split trains the adaptive
 #: controller (per-input expected loss, docs/training.md) on a narrower, shorter recipe.
 DATASET_DEFAULTS = {
-    "digits-graded": {"width": 8, "fp32_epochs": 10, "qat_epochs": 6, "ctrl_loss": "expected",
-                      "lam": 2.0, "ctrl_lr": 0.01, "beta": 0.0, "threads": 1},
+    "digits-graded": {"width": 8, "fp32_epochs": 10, "qat_epochs": 6, "ctrl_loss": "budget",
+                      "budget": 0.35, "lam": 2.0, "ctrl_lr": 0.01, "beta": 0.0, "threads": 1},
 }
 
 
@@ -189,6 +201,8 @@ def with_dataset_defaults(d: dict, dataset: str, given) -> dict:
     if "arch" not in given:
         d["arch"] = None
     for k, v in DATASET_DEFAULTS.get(dataset, {}).items():
+        if k == "budget" and given.get("ctrl_loss", "budget") != "budget":
+            continue  # another controller loss given: it has no budget
         if k not in given:
             d[k] = v
     return d
@@ -388,9 +402,77 @@ def _ctrl_loss(model, r, info, ce_static):
     return j
 
 
+
+#: the multipliers the budget loss tries per batch (geometric, 1e-4 .. 1e4)
+_LAM_GRID = torch.logspace(-4, 4, 161, dtype=torch.float64)
+
+
+def budget_labels(ce, cost, static_cost: float, n_controlled: int, budget: float):
+    """Each input's best width per controlled layer under a BitOPs budget, and the multiplier.
+
+    ``ce`` [N, len(B)]: the input's loss with the network at each width; ``cost`` [C, len(B)]:
+    each controlled layer's BitOPs at each width over the all-n BitOPs; ``static_cost``: the
+    uncontrolled layers' share. For a multiplier lam, input i's width in layer c is
+    argmin_b ce[i, b] / C + lam · cost[c, b] (first index on ties), the minimum of the
+    per-input objective of the expected loss. lam is the smallest of ``_LAM_GRID`` whose
+    labels keep the batch's mean BitOPs ratio within ``budget`` (the largest if none does):
+    the budget sets how many inputs get few bits, the losses which ones.
+    Returns (labels [N, C] indices into B, lam)."""
+    ce = ce.detach().to(torch.float64)
+    cost = cost.to(torch.float64)
+    u = ce[None, :, None, :] / n_controlled + _LAM_GRID[:, None, None, None] * cost[None, None]
+    lab = u.argmin(-1)                                                  # [L, N, C]
+    spent = cost[torch.arange(cost.shape[0])[None, None, :], lab].sum(-1).mean(-1) + static_cost
+    ok = torch.nonzero(spent <= budget + 1e-12)
+    k = int(ok[0, 0]) if len(ok) else len(_LAM_GRID) - 1
+    return lab[k], _LAM_GRID[k]
+
+
+def budget_costs(model):
+    """(cost [C, len(B)], static): each controlled layer's BitOPs at each width of B and the
+    uncontrolled layers' BitOPs at their static widths, over the all-n BitOPs."""
+    B, n = model.cfg.B, model.cfg.n
+    tot = float(sum(model.macs.values())) * n * n
+    cost = torch.tensor([[model.macs[q] * b * b / tot for b in B] for q in model.controlled],
+                        dtype=torch.float64)
+    static = sum(model.macs[q] * model.static_bits[q] ** 2 / tot
+                 for q in model.qlayers if q not in model.controlled)
+    return cost, float(static)
+
+
+def check_budget(r: Recipe) -> None:
+    """A budget the model can meet: at least its cost with every controlled layer at the
+    narrowest width of B (checked on a throwaway model, the random streams untouched)."""
+    if r.budget is None:
+        return
+    with torch.random.fork_rng(devices=[]):
+        m = build_from_recipe(r)
+    if m.controller is None:
+        raise DQTValueError(f"budget={r.budget!r}: arch {r.arch!r} has no controller")
+    cost, static = budget_costs(m)
+    lo = static + float(cost[:, 0].sum())
+    if r.budget < lo - 1e-12:
+        raise DQTValueError(f"budget={r.budget!r} is outside the allowed range [{lo:.4f}, 1] for "
+                            f"this network (every controlled layer at {min(r.B)} bits, the "
+                            f"first layers at {r.first_bits})")
+
+
+def _budget_loss(model, r, info, ce_static):
+    """J_ctrl of ctrl_loss "budget": cross-entropy of the controller's logits against
+    :func:`budget_labels` (a classification target, so the gradient does not vanish when the
+    softmax is confident, as the expected loss's does). Returns (loss, lam)."""
+    B = model.cfg.B
+    cost, static_cost = budget_costs(model)
+    ce = torch.stack([ce_static[b] for b in B], -1)
+    lab, lam = budget_labels(ce, cost, static_cost, len(model.controlled), r.budget)
+    logits = info["logits"]                                           # [N, C, len(B)]
+    j = F.cross_entropy(logits.reshape(-1, len(B)), lab.reshape(-1).to(logits.device))
+    return j, lam.float()
+
+
 def _qat_step(model, r, xb, yb, t):
     """Loss of one quantized-phase batch and its parts (module docstring)."""
-    gates_only = r.ctrl_loss == "expected"
+    gates_only = r.ctrl_loss in ("expected", "budget")
     logits, info = model(xb, "dynamic", tau=t, detach_gates=gates_only)
     j_dyn = F.cross_entropy(logits, yb)
     j_static = torch.zeros((), device=xb.device)
@@ -412,11 +494,17 @@ def _qat_step(model, r, xb, yb, t):
         ei = info["exp_bits_per_input"] if r.cost == "bits" else info["exp_bitops_per_input"]
         j_cost = torch.relu(ei - r.target).mean()
     loss = j_dyn + r.alpha * j_static + r.beta * j_cost
-    j_ctrl = _ctrl_loss(model, r, info, ce_static) if gates_only else torch.zeros(())
+    if r.ctrl_loss == "budget":
+        j_ctrl, lam = _budget_loss(model, r, info, ce_static)
+    elif gates_only:
+        j_ctrl, lam = _ctrl_loss(model, r, info, ce_static), torch.tensor(float(r.lam))
+    else:
+        j_ctrl, lam = torch.zeros(()), torch.zeros(())
     loss = loss + j_ctrl
     parts = {"task_dynamic": j_dyn, "task_static": j_static, "cost": j_cost, "exp": e,
-             "ctrl": j_ctrl}
+             "ctrl": j_ctrl, "exp_bitops": info["exp_bitops"], "lam": lam}
     return loss, parts
+
 
 
 def _qat_phase(model, r, xtr, ytr, xte, yte, gen, bar, log):
@@ -468,6 +556,7 @@ def train(out_dir, recipe: Recipe | None = None, progress: bool = True, **overri
             d = with_dataset_defaults(d, overrides["dataset"], overrides)
         d.update(overrides)
         r = Recipe.from_json(d)
+    check_budget(r)
     t0 = time.perf_counter()
     set_determinism(r.seed, r.threads)
     data = load_dataset(r)

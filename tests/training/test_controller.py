@@ -1,4 +1,5 @@
 """Controller: output shapes, hard one-hot gates, straight-through gradients, temperature."""
+import numpy as np
 import pytest
 import torch
 
@@ -113,7 +114,7 @@ def test_ctrl_loss_balance_term_is_the_usage_entropy(balance):
     bitops = torch.rand(5, generator=g)
     r = Recipe(dataset="digits-graded", lam=0.7, balance=balance)
     got = float(_ctrl_loss(SimpleNamespace(cfg=SimpleNamespace(B=B)), r,
-                           {"probs": p, "exp_bitops_per_input": bitops}, ce))
+                           {"probs": p, "exp_bitops_per_input": bitops}, ce, r.lam))
     P, C = p.numpy().astype(np.float64), np.stack([ce[b].numpy() for b in B], -1)
     task = (P * C[:, None, :]).sum(-1).mean(-1)
     usage = P.mean(0)
@@ -121,3 +122,76 @@ def test_ctrl_loss_balance_term_is_the_usage_entropy(balance):
     want = (task + 0.7 * bitops.numpy()).mean() - balance * h
     assert got == pytest.approx(want, rel=1e-5)
     assert balance == 0 or h > 0.5   # the term is not vanishingly small here
+
+
+def _labels_numpy(ce, cost, static, C, lam):
+    u = ce[:, None, :] / C + lam * cost[None]                      # [N, C, len(B)]
+    lab = u.argmin(-1)
+    spent = cost[np.arange(cost.shape[0])[None, :], lab].sum(-1).mean() + static
+    return lab, spent
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.2, 0.35, 0.6, 1.0])
+def test_budget_labels_are_the_cheapest_multiplier_within_budget(budget):
+    """The labels are argmin_b ce_i(b)/C + lam cost_c(b) at the smallest lam of the grid whose
+    labels keep the batch's mean cost within the budget (recomputed in numpy, float64)."""
+    from training.train import _LAM_GRID, budget_labels
+    g = np.random.default_rng(3)
+    N, C, B = 40, 3, (2, 4, 6, 8)
+    ce = np.sort(g.exponential(1.0, (N, len(B))), axis=1)[:, ::-1].copy()  # falls with b
+    macs = np.array([0.45, 0.45, 0.02])
+    cost = macs[:, None] * (np.array(B) / 8.0)[None, :] ** 2
+    static = 0.03
+    lab, lam = budget_labels(torch.from_numpy(ce), torch.from_numpy(cost), static, C, budget)
+    grid = _LAM_GRID.numpy()
+    ok = [k for k, l in enumerate(grid) if _labels_numpy(ce, cost, static, C, l)[1] <= budget + 1e-12]
+    k = ok[0] if ok else len(grid) - 1
+    assert float(lam) == pytest.approx(grid[k])
+    want, spent = _labels_numpy(ce, cost, static, C, grid[k])
+    np.testing.assert_array_equal(lab.numpy(), want)
+    if ok:
+        assert spent <= budget + 1e-12
+        if k > 0:  # one step less of the multiplier would overspend
+            assert _labels_numpy(ce, cost, static, C, grid[k - 1])[1] > budget
+    # inputs whose loss gains more from bits keep more: rank by the 2 -> 8 loss gap
+    gap = ce[:, 0] - ce[:, -1]
+    bits = np.array(B)[want].sum(-1)
+    assert np.corrcoef(gap, bits)[0, 1] > 0 or bits.min() == bits.max()
+
+
+def test_budget_loss_is_the_label_cross_entropy():
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from training.train import Recipe, _budget_loss, budget_labels
+    B = (2, 4, 6, 8)
+    model = SimpleNamespace(cfg=SimpleNamespace(B=B, n=8), macs={"a": 10, "b": 100, "c": 100, "d": 5},
+                            qlayers=["a", "b", "c", "d"], controlled=["b", "c", "d"],
+                            static_bits={"a": 8, "b": 8, "c": 8, "d": 8})
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(6, 3, 4, generator=g, requires_grad=True)
+    ce = {b: torch.rand(6, generator=g) * (10 - b) for b in B}
+    r = Recipe(dataset="digits-graded", ctrl_loss="budget", budget=0.4)
+    j, lam = _budget_loss(model, r, {"logits": logits}, ce)
+    tot = 215 * 64
+    cost = torch.tensor([[m * b * b / tot for b in B] for m in (100, 100, 5)])
+    lab, lam2 = budget_labels(torch.stack([ce[b] for b in B], -1), cost, 10 * 64 / tot, 3, 0.4)
+    assert float(lam) == pytest.approx(float(lam2))
+    assert float(j.detach()) == pytest.approx(float(F.cross_entropy(logits.detach().reshape(-1, 4), lab.reshape(-1))))
+    j.backward()
+    assert logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(ctrl_loss="budget"), "ctrl_loss 'budget' needs a budget"),
+    (dict(ctrl_loss="expected", budget=0.3), "budget=0.3 is used by ctrl_loss 'budget' only"),
+    (dict(ctrl_loss="budget", budget=1.5), "budget=1.5 is outside the allowed range (0, 1]"),
+    (dict(ctrl_loss="budget", budget=0), "budget=0 is outside the allowed range (0, 1]"),
+])
+def test_recipe_rejects_bad_budgets(kw, msg):
+    from golden.formats import DQTValueError
+    from training.train import Recipe
+    with pytest.raises(DQTValueError) as e:
+        Recipe(dataset="digits-graded", **kw)
+    assert msg in str(e.value)

@@ -163,7 +163,11 @@ def test_test_codes_are_input_codes(art):
     (["--dataset", "cifar10"], "dataset 'cifar10' needs the directory of the binary batches"),
     (["--dataset", "cifar10", "--data", "/nonexistent"], "CIFAR-10 directory '/nonexistent' does not exist"),
     (["--data", "/tmp"], "--data is only used with --dataset cifar10"),
-    (["--ctrl-loss", "x"], "--ctrl-loss: ctrl_loss 'x' is not one of ['gumbel', 'expected']"),
+    (["--ctrl-loss", "x"], "--ctrl-loss: ctrl_loss 'x' is not one of ['gumbel', 'expected', 'budget']"),
+    (["--dataset", "digits-graded", "--budget", "0.05"],
+     "--budget: budget=0.05 is outside the allowed range [0.0907, 1] for this network"),  # (8,2,2,2) BitOPs / (8,8,8,8)
+    (["--dataset", "digits-graded", "--budget", "2"], "--budget: budget=2.0 is outside the allowed range (0, 1]"),
+    (["--budget", "0.3"], "--budget: budget=0.3 is used by ctrl_loss 'budget' only (got 'gumbel')"),
     (["--levels", "1"], "--levels: levels=1 is outside the allowed range [2, 64]"),
     (["--device", "tpu"], "--device: device 'tpu' is not one of ['cpu', 'cuda']"),
     (["--B-prime", "2,3"], "B_prime bit-width=3 is not in the candidate set"),

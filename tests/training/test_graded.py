@@ -52,9 +52,28 @@ def test_each_corruption_moves_the_image(family):
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     out = tmp_path_factory.mktemp("graded") / "g"
-    train(out, progress=False, dataset="digits-graded", levels=3, copies=1,
-          ctrl_loss="expected", **TINY)
+    train(out, progress=False, dataset="digits-graded", levels=3, copies=1, **TINY)
     return out
+
+
+def test_graded_default_controller_holds_its_budget(graded):
+    """The default graded recipe trains the controller against budget labels: every epoch
+    logs a multiplier from the grid, and the recipe stored is the budget one."""
+    from training.train import _LAM_GRID, Recipe
+    log = json.loads((graded / "training_log.json").read_text())
+    r = Recipe.from_json(log["recipe"])
+    assert r.ctrl_loss == "budget" and r.budget == 0.35
+    lo, hi = float(_LAM_GRID[0]), float(_LAM_GRID[-1])
+    assert log["qat"] and all(lo * (1 - 1e-6) <= row["lam"] <= hi * (1 + 1e-6) for row in log["qat"])
+
+
+def test_expected_controller_loss_still_trains(tmp_path):
+    out = tmp_path / "e"
+    s = train(out, progress=False, dataset="digits-graded", levels=3, copies=1,
+              ctrl_loss="expected", **TINY)
+    log = json.loads((out / "training_log.json").read_text())
+    assert log["recipe"]["ctrl_loss"] == "expected" and log["recipe"]["budget"] is None
+    assert 2.0 <= s["fakequant_dynamic_avg_bits"] <= 8.0
 
 
 def test_frontier_rows_are_the_golden_runs(graded):
