@@ -16,6 +16,8 @@ scale-ablation     nested power-of-two steps vs independently learned per-width 
                    switch requantizes): accuracy per b and the transition cost per switch
 bitops-vs-energy   BitOPs saving vs energy saving per image per mode (static b, dynamic), the
                    energy from the report's engine figures when given, else the 45 nm model
+budget-sweep       graded digits: the controller trained at BitOPs budgets 0.25 .. 0.55; per
+                   budget the dynamic mode against that network's full static frontier
 =================  ==========================================================================
 """
 from __future__ import annotations
@@ -401,6 +403,62 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
     return {"columns": cols, "rows": rows, "panels": 1, "plot": plot,
             "data": {"energy_source": source, "pj_per_mac": {str(k): v for k, v in pj.items()},
                      "modes": res}}
+
+
+# ---- budget-sweep -----------------------------------------------------------------------
+BUDGETS = (0.25, 0.35, 0.45, 0.55)
+
+
+@_experiment("budget-sweep", "graded digits: the dynamic mode at several BitOPs budgets "
+             "against each network's full static frontier (accuracy, BitOPs, adaptivity)")
+def budget_sweep(quick=False, progress=True, **_):
+    from golden.network import load_network, quantize_input
+
+    from .evaluate import held_out_sets
+    from .frontier import adaptivity
+    from .train import train
+
+    budgets = (0.3, 0.5) if quick else BUDGETS
+    extra = dict(levels=3, copies=1, width=4, hidden=8, fp32_epochs=1, qat_epochs=1,
+                 batch_size=256, calib_batches=2) if quick else {}
+    rows, points = [], []
+    for bgt in budgets:
+        with tempfile.TemporaryDirectory() as tmp:
+            art = Path(tmp) / "a"
+            train(art, progress=progress, dataset="digits-graded", budget=bgt, **extra)
+            net = load_network(art)
+            x, y, lv = held_out_sets(art)["test"]
+            a = adaptivity(net, quantize_input(net, x), y, lv)
+        d = a["dynamic"]
+        by = d["avg_bits_by_level"]
+        cheap = [r["accuracy"] for r in a["static_frontier"]
+                 if r["bitops_per_image"] <= d["bitops_per_image"]]
+        rows.append([bgt, d["accuracy"], d["bitops_per_image"], d["avg_bits"],
+                     d["assignment_entropy_bits"], by[min(by, key=int)], by[max(by, key=int)],
+                     max(cheap) if cheap else None, a["bitops_saving_vs_static"],
+                     a["accuracy_gain_vs_static_pts"]])
+        points.append({"budget": bgt, "dynamic": d,
+                       "pareto": [{k: r[k] for k in ("assignment", "accuracy", "bitops_per_image")}
+                                  for r in a["static_frontier"] if r["pareto"]]})
+        _note(progress, rows[-1])
+    cols = ["budget", "accuracy", "BitOPs / image", "avg bits", "entropy (bits)",
+            "avg bits cleanest", "avg bits hardest", "best static at <= BitOPs",
+            "BitOPs saving vs static", "accuracy gain vs static (pts)"]
+
+    def plot(ax):
+        for i, p in enumerate(points):
+            par = p["pareto"]
+            ax[0].plot([r["bitops_per_image"] for r in par], [100 * r["accuracy"] for r in par],
+                       "-", color=f"C{i}", lw=0.8, alpha=0.6,
+                       label=f"static Pareto frontier (network of budget {p['budget']})")
+            ax[0].plot(p["dynamic"]["bitops_per_image"], 100 * p["dynamic"]["accuracy"], "*",
+                       color=f"C{i}", ms=13, label=f"dynamic, budget {p['budget']}")
+        ax[0].set_xscale("log")
+        ax[0].set_xlabel("BitOPs per image (controller included for dynamic)")
+        ax[0].set_ylabel("graded test accuracy (%)")
+        ax[0].legend(fontsize=6, loc="lower right")
+    return {"columns": cols, "rows": rows, "panels": 1, "plot": plot,
+            "data": {"points": points, "quick_recipe": extra}}
 
 
 # ---- driver -----------------------------------------------------------------------------

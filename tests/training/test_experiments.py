@@ -8,19 +8,18 @@ import pytest
 from training.experiments import EXPERIMENTS, _conversions, run_experiment
 
 
-def test_list_names_the_five_experiments(capsys):
+def test_list_names_the_experiments(capsys):
     from dqt.cli import main
     assert main(["experiment", "--list"]) == 0
     out = capsys.readouterr().out
     names = ["shift-vs-requant", "operator-error", "alpha-sweep", "scale-ablation",
-             "bitops-vs-energy"]
+             "bitops-vs-energy", "budget-sweep"]
     assert sorted(EXPERIMENTS) == sorted(names)
     for n in names:
         assert n in out
 
 
-@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
-def test_reduced_experiment_writes_table_plot_and_json(name, tmp_path, capsys):
+def _run_quick(name, tmp_path, capsys):
     from dqt.cli import main
     assert main(["experiment", name, "--out", str(tmp_path), "--quick", "--json"]) == 0
     obj = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -29,6 +28,13 @@ def test_reduced_experiment_writes_table_plot_and_json(name, tmp_path, capsys):
     assert obj == json.loads((tmp_path / f"{name}.json").read_text())
     assert obj["rows"] and all(len(r) == len(obj["columns"]) for r in obj["rows"])
     assert obj["quick"] is True
+    return obj
+
+
+# budget-sweep runs in test_budget_sweep_rows_are_the_adaptivity_figures
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"budget-sweep"}))
+def test_reduced_experiment_writes_table_plot_and_json(name, tmp_path, capsys):
+    _run_quick(name, tmp_path, capsys)
 
 
 def test_experiment_errors(tmp_path, capsys):
@@ -64,3 +70,19 @@ def test_operator_error_bounds(tmp_path):
         assert d[f"{op}/int32"]["max"] <= 0.5 + 1e-6
         assert d[f"{op}/fp32"]["max"] <= 0.5 + 1e-3
         assert d[f"{op}/int8"]["mean"] > d[f"{op}/int16"]["mean"]
+
+
+def test_budget_sweep_rows_are_the_adaptivity_figures(tmp_path, capsys):
+    """The reduced sweep writes its files, and each row repeats the adaptivity figures of
+    its network (the golden static frontier and dynamic run)."""
+    obj = _run_quick("budget-sweep", tmp_path, capsys)
+    cols = obj["columns"]
+    assert [r[0] for r in obj["rows"]] == [0.3, 0.5]
+    for row, p in zip(obj["rows"], obj["data"]["points"]):
+        d = dict(zip(cols, row))
+        assert d["accuracy"] == p["dynamic"]["accuracy"]
+        assert d["BitOPs / image"] == p["dynamic"]["bitops_per_image"]
+        best = max(r["accuracy"] for r in p["pareto"]
+                   if r["bitops_per_image"] <= d["BitOPs / image"])
+        assert d["best static at <= BitOPs"] == best
+        assert d["accuracy gain vs static (pts)"] == pytest.approx(100 * (d["accuracy"] - best))
