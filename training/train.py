@@ -10,7 +10,8 @@ J_task is cross-entropy. The dynamic pass samples hard one-hot Gumbel-Softmax wi
 controlled layers (temperature from :class:`training.controller.TauSchedule`). E[cost] is the
 controller's expected mean bit-width over all quantized layers (``cost="bits"``, in bits) or
 the expected BitOPs over the all-n BitOPs (``cost="bitops"``, a ratio), under the softmax of
-its logits.
+its logits. ``ctrl_loss="expected"`` and ``"budget"`` add a per-input controller loss J_ctrl
+(:func:`_ctrl_loss`, :func:`budget_labels`; docs/training.md "Loss").
 
 Reproducibility: same recipe and seed -> the same artifact (manifest digest), by seeding
 torch/numpy, ``torch.use_deterministic_algorithms(True)`` and a fixed thread count.
@@ -81,7 +82,7 @@ class Recipe:
     cost: str = "bits"
     cost_form: str = "batch"      # hinge on the batch mean ("batch") or per input ("input")
     target: float = 4.25
-    ctrl_loss: str = "gumbel"     # "gumbel": J_task(dynamic) only; "expected": + J_ctrl
+    ctrl_loss: str = "gumbel"     # "gumbel": J_task(dynamic) only; "expected" / "budget": + J_ctrl
     lam: float = 0.5              # J_ctrl: weight of the expected BitOPs ratio per input
     balance: float = 0.0          # J_ctrl: weight of the batch's width-usage entropy (bonus)
     budget: float | None = None   # ctrl_loss "budget": mean BitOPs ratio per input to hold
