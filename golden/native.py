@@ -137,7 +137,7 @@ def _load_vnni(kind: str = "vnni"):
             L.dqt_vnni_pack.restype = None
             VP = ctypes.c_void_p  # arrays go in as their addresses (.ctypes.data): cheaper
             L.dqt_vnni_linear.argtypes = [VP, INT, I64, I64, I64, INT, INT, I64, I64, I64, I64,
-                                          VP, I64, VP, I64, I64, I64, INT, VP, VP, INT]
+                                          VP, VP, VP, I64, VP, I64, I64, I64, INT, VP, VP, INT]
             L.dqt_vnni_linear.restype = I64
         _LIBS[kind] = L
     return _LIBS[kind]
@@ -212,14 +212,19 @@ def vnni_available(kind: str = "vnni") -> bool:
 
 def vnni_pack(w, kind: str = "vnni") -> tuple:
     """Signed weight codes [N, K] (int8 values) packed for :func:`vnni_linear` with the
-    ``kind`` ("vnni" or "amx") kernel: ``(packed, N, K, kind)``."""
+    ``kind`` ("vnni" or "amx") kernel: ``(packed, N, K, kind, wpos, wneg)``, wpos / wneg the
+    sums of each column's positive / negative weights (int64 [N]; the kernel's overflow
+    bound)."""
     L = _load_vnni(kind)
     w = np.ascontiguousarray(w, dtype=np.int8)
     N, K = w.shape
     packed = np.zeros(((N + VNNI_NR - 1) // VNNI_NR) * L.dqt_vnni_quads(K) * VNNI_NR * 4,
                       dtype=np.int8)
     L.dqt_vnni_pack(_p(w, ctypes.c_int8), N, K, _p(packed, ctypes.c_int8))
-    return packed, N, K, kind
+    wi = w.astype(np.int64)
+    wpos = np.ascontiguousarray(np.where(wi > 0, wi, 0).sum(axis=1))
+    wneg = np.ascontiguousarray(np.where(wi < 0, wi, 0).sum(axis=1))
+    return packed, N, K, kind, wpos, wneg
 
 
 # the activation dtypes the kernel reads as they are (others are converted to int64 first)
@@ -234,7 +239,7 @@ def vnni_linear(x, pack, k: int, rnd: bool, in_range: tuple, out_range: tuple, b
     then ``(s << k2) + bias`` under the accumulator's policy (clamp to ``acc_range`` when
     ``saturate``, else wrap). Returns ``(acc int64 [M, N], overflowed bool [M, N], bad)``,
     ``bad`` the number of codes of x outside ``in_range`` (the outputs are then garbage)."""
-    packed, N, K, kind = pack
+    packed, N, K, kind, wpos, wneg = pack
     x = np.asarray(x)
     if x.dtype not in _VNNI_XSIZE:
         x = x.astype(np.int64)
@@ -242,13 +247,14 @@ def vnni_linear(x, pack, k: int, rnd: bool, in_range: tuple, out_range: tuple, b
     M = x.shape[0]
     bias = np.ascontiguousarray(bias, dtype=np.int64)
     acc = np.empty((M, N), dtype=np.int64)
-    over = np.empty((M, N), dtype=np.bool_)
+    over = np.zeros((M, N), dtype=np.bool_)  # the kernel writes only the overflowed flags
     if M == 0 or N == 0:
         return acc, over, 0
     # the kernel splits the rows between its own threads (vnni_linear.c, "threads")
     bad = _load_vnni(kind).dqt_vnni_linear(
         x.ctypes.data, _VNNI_XSIZE[x.dtype], K, M, K, k, int(rnd), *in_range, *out_range,
-        packed.ctypes.data, N, bias.ctypes.data, k2, *acc_range, int(saturate),
+        packed.ctypes.data, wpos.ctypes.data, wneg.ctypes.data, N, bias.ctypes.data, k2,
+        *acc_range, int(saturate),
         acc.ctypes.data, over.ctypes.data, _threads())
     if bad < 0:
         raise MemoryError("vnni_linear: no memory for the activation buffer")

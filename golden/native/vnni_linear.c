@@ -16,9 +16,9 @@
  *
  * Built with -DDQT_AMX (and -mamx-tile -mamx-int8) the same file is the amx kernel: the
  * products are Intel AMX tdpbusd (_tile_dpbusd) on 16 x 64-byte tiles, the same u8 x s8
- * dot products of four into int32 with no saturation, so the same bound makes it exact. A
- * 16-column slice of a panel is a tdpbusd B tile as it is (16 quads of rows, row stride
- * 4 NR bytes); K4 is padded to a multiple of 16 quads (64 terms, one tile) and the rows of a
+ * dot products of four into int32 with no saturation, so the same bound makes it exact. Its
+ * weights are packed tile by tile (pack_at: each B tile of 16 quads x 16 columns is 1 KiB
+ * contiguous); K4 is padded to a multiple of 16 quads (64 terms, one tile) and the rows of a
  * block to a multiple of 32 (two A tiles). The shift, the finish and the threads are shared.
  */
 #include <immintrin.h>
@@ -47,6 +47,22 @@
 /* Quads of K as packed (and bytes / 4 of a shifted activation row). */
 int64_t dqt_vnni_quads(int64_t k) { return ((k + 3) / 4 + QUADS - 1) / QUADS * QUADS; }
 
+#ifdef DQT_AMX
+/* Byte offset of weight (column j of panel p, quad q, term t) in the amx layout: every
+ * tdpbusd B tile (16 quads x 16 columns x 4 terms) is 1 KiB contiguous, in the order the
+ * kernel reads them: panel, 32-column half, 16-quad step, 16-column tile. Against strided
+ * tiles (16 rows 4 NR bytes apart, the vnni layout) a 256 x 512 x 512 layer ran 2-12 %
+ * faster on one thread. */
+static inline int64_t pack_at(int64_t p, int64_t k4, int64_t q, int64_t j, int t) {
+    return p * k4 * NR * 4 + (((j / 32) * (k4 / QUADS) + q / QUADS) * 2 + (j / 16) % 2) * 1024
+           + ((q % QUADS) * 16 + j % 16) * 4 + t;
+}
+#else
+static inline int64_t pack_at(int64_t p, int64_t k4, int64_t q, int64_t j, int t) {
+    return ((p * k4 + q) * NR + j) * 4 + t;
+}
+#endif
+
 void dqt_vnni_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
     const int64_t k4 = dqt_vnni_quads(k), panels = (n + NR - 1) / NR;
     memset(packed, 0, (size_t)(panels * k4 * NR * 4));
@@ -55,9 +71,8 @@ void dqt_vnni_pack(const int8_t *w, int64_t n, int64_t k, int8_t *packed) {
             for (int64_t j = 0; j < NR; ++j) {
                 const int64_t col = p * NR + j;
                 if (col >= n) continue;
-                int8_t *dst = packed + ((p * k4 + q) * NR + j) * 4;
                 for (int t = 0; t < 4; ++t)
-                    dst[t] = (4 * q + t < k) ? w[col * k + 4 * q + t] : 0;
+                    packed[pack_at(p, k4, q, j, t)] = (4 * q + t < k) ? w[col * k + 4 * q + t] : 0;
             }
 }
 
@@ -99,28 +114,70 @@ SHIFT_ROW(uint8_t, int32_t)
 typedef struct {
     __m512i lo, hi, mod;
     __m128i sh;
-    int64_t n, sat;
+    int64_t n, sat, safe;
     const int64_t *bias;
     int64_t *acc;
     uint8_t *over;
 } fin_t;
 
 static inline fin_t fin_make(int64_t n, int64_t k2, int64_t alo, int64_t ahi, int64_t sat,
-                             const int64_t *bias, int64_t *acc, uint8_t *over) {
+                             int64_t safe, const int64_t *bias, int64_t *acc, uint8_t *over) {
     const fin_t F = {_mm512_set1_epi64(alo), _mm512_set1_epi64(ahi),
-                     _mm512_set1_epi64(ahi - alo), _mm_cvtsi64_si128(k2), n, sat, bias, acc,
-                     over};
+                     _mm512_set1_epi64(ahi - alo), _mm_cvtsi64_si128(k2), n, sat, safe, bias,
+                     acc, over};
     return F;
 }
 
+/* 1 when no sum can leave the accumulator: for every column j, with the shifted codes in
+ * [0, xhi], (s << k2) + bias[j] lies in [(xhi wneg[j] << k2) + bias[j], (xhi wpos[j] << k2)
+ * + bias[j]] (wpos / wneg: the sums of the column's positive / negative weights), and both
+ * ends are inside [alo, ahi]. Then wrap and saturate are the identity and every flag is 0,
+ * so the finish skips them. Any int64 overflow on the way counts as unsafe. */
+static int64_t no_overflow(int64_t n, int64_t xhi, const int64_t *wpos, const int64_t *wneg,
+                           const int64_t *bias, int64_t k2, int64_t alo, int64_t ahi) {
+    if (k2 < 0 || k2 > 62) return 0;
+    for (int64_t j = 0; j < n; ++j) {
+        int64_t lo, hi;
+        if (__builtin_mul_overflow(xhi, wneg[j], &lo) || __builtin_mul_overflow(xhi, wpos[j], &hi)
+            || __builtin_mul_overflow(lo, (int64_t)1 << k2, &lo)
+            || __builtin_mul_overflow(hi, (int64_t)1 << k2, &hi)
+            || __builtin_add_overflow(lo, bias[j], &lo) || __builtin_add_overflow(hi, bias[j], &hi)
+            || lo < alo || hi > ahi)
+            return 0;
+    }
+    return 1;
+}
+
 /* (s << k2) + bias and the overflow policy for 16 int32 sums of one row, columns j0..;
- * the 16 flags go out as one 16-byte store (two masked 8-byte ones cost a quarter of the
- * amx kernel's time) */
+ * the flags are stored only for a group with an overflow (storing all 16 flags of every
+ * group was a large part of the finish; two masked 8-byte stores, a quarter of the amx
+ * kernel's time) */
 static inline __attribute__((always_inline)) void finish16(__m512i s, int64_t row, int64_t j0,
                                                           const fin_t *F) {
     const int64_t left = F->n - j0;
     if (left <= 0) return;
     const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+    if (F->safe) {  /* no_overflow: (s << k2) + bias as it is, the flags stay 0 */
+        int64_t *dst = F->acc + row * F->n + j0;
+        if (m == 0xFFFF) {  /* plain loads and stores: masked ones stalled on each other */
+            const __m512i lo = _mm512_sll_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(s)),
+                                                F->sh);
+            const __m512i hi = _mm512_sll_epi64(
+                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s, 1)), F->sh);
+            _mm512_storeu_si512(dst, _mm512_add_epi64(lo, _mm512_loadu_si512(F->bias + j0)));
+            _mm512_storeu_si512(dst + 8, _mm512_add_epi64(hi, _mm512_loadu_si512(F->bias + j0 + 8)));
+            return;
+        }
+        for (int h = 0; h < 2; ++h) {
+            const __mmask8 mh = (__mmask8)(m >> (8 * h));
+            const int64_t j = j0 + 8 * h;
+            const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
+            __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), F->sh);
+            v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mh, F->bias + j));
+            _mm512_mask_storeu_epi64(F->acc + row * F->n + j, mh, v);
+        }
+        return;
+    }
     __mmask16 o = 0;
     for (int h = 0; h < 2; ++h) {
         const __mmask8 mh = (__mmask8)(m >> (8 * h));
@@ -135,11 +192,9 @@ static inline __attribute__((always_inline)) void finish16(__m512i s, int64_t ro
                                                                      F->mod), F->lo);
         _mm512_mask_storeu_epi64(F->acc + row * F->n + j, mh, r);
     }
-    const __m128i flags = _mm_maskz_mov_epi8(o & m, _mm_set1_epi8(1));
-    if (m == 0xFFFF)
-        _mm_storeu_si128((__m128i *)(F->over + row * F->n + j0), flags);
-    else
-        _mm_mask_storeu_epi8(F->over + row * F->n + j0, m, flags);
+    /* over comes zeroed (the caller's np.zeros): only a group with an overflow writes */
+    if (__builtin_expect((o & m) != 0, 0))
+        _mm_mask_storeu_epi8(F->over + row * F->n + j0, o & m, _mm_set1_epi8(1));
 }
 
 /* A ROWS x NR tile: a [ROWS, lda] u8, the panel [k4][NR][4] s8; then finish. */
@@ -206,11 +261,12 @@ static void amx_tile(const uint8_t *a, int64_t lda, const int8_t *panel, int64_t
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (int64_t q = 0; q < k4; q += 16) {
+    const int8_t *bt = panel + (jl / 32) * (k4 / QUADS) * 2048;  /* pack_at's tile order */
+    for (int64_t q = 0; q < k4; q += 16, bt += 2048) {
         _tile_loadd(4, a + 4 * q, lda);
         _tile_loadd(5, a + 16 * lda + 4 * q, lda);
-        _tile_loadd(6, panel + (q * NR + jl) * 4, NR * 4);
-        _tile_loadd(7, panel + (q * NR + jl + 16) * 4, NR * 4);
+        _tile_loadd(6, bt, 64);
+        _tile_loadd(7, bt + 1024, 64);
         _tile_dpbusd(0, 4, 6);
         _tile_dpbusd(1, 4, 7);
         _tile_dpbusd(2, 5, 6);
@@ -226,7 +282,7 @@ static void amx_tile(const uint8_t *a, int64_t lda, const int8_t *panel, int64_t
 typedef struct {
     const void *x;
     int xsize, k, rnd, sat;
-    int64_t ldx, K, lo_in, hi_in, lo, hi, n, k2, alo, ahi;
+    int64_t ldx, K, lo_in, hi_in, lo, hi, n, k2, alo, ahi, safe;
     const int8_t *packed;
     const int64_t *bias;
     int64_t *acc;
@@ -237,7 +293,8 @@ typedef struct {
  * number of input codes outside [lo_in, hi_in] (then nothing useful is written). */
 static int64_t block(const job_t *J, int64_t i0, int64_t rows, uint8_t *abuf) {
     const int64_t K = J->K, k4 = dqt_vnni_quads(K), lda = 4 * k4, panels = (J->n + NR - 1) / NR;
-    const fin_t F = fin_make(J->n, J->k2, J->alo, J->ahi, J->sat, J->bias, J->acc, J->over);
+    const fin_t F = fin_make(J->n, J->k2, J->alo, J->ahi, J->sat, J->safe, J->bias, J->acc,
+                             J->over);
     int64_t bad = 0;
     for (int64_t r = 0; r < rows; ++r) {
         uint8_t *dst = abuf + r * lda;
@@ -322,16 +379,18 @@ static uint8_t *thread_buffer(size_t need) {
 }
 
 /* A linear layer, rows [0, M). x: [M, ldx] codes of `xsize` bytes (8, 4, 2, 1 signed;
- * -1: uint8); n outputs; acc: [M, n] int64, over: [M, n] bool; threads: how many threads
+ * -1: uint8); n outputs; wpos / wneg: per column the sums of the positive / negative weights
+ * (no_overflow); acc: [M, n] int64, over: [M, n] bool, zeroed; threads: how many threads
  * may work on it (the caller's included). Returns the number of input codes outside
  * [lo_in, hi_in] (then the outputs are garbage), or -1 when out of memory. */
 int64_t dqt_vnni_linear(const void *x, int xsize, int64_t ldx, int64_t M, int64_t K, int k,
                         int rnd, int64_t lo_in, int64_t hi_in, int64_t lo, int64_t hi,
-                        const int8_t *packed, int64_t n, const int64_t *bias, int64_t k2,
-                        int64_t alo, int64_t ahi, int sat, int64_t *acc, uint8_t *over,
-                        int threads) {
+                        const int8_t *packed, const int64_t *wpos, const int64_t *wneg,
+                        int64_t n, const int64_t *bias, int64_t k2, int64_t alo, int64_t ahi,
+                        int sat, int64_t *acc, uint8_t *over, int threads) {
     const job_t job = {x, xsize, k, rnd, sat, ldx, K, lo_in, hi_in, lo, hi, n, k2, alo, ahi,
-                       packed, bias, acc, over};
+                       no_overflow(n, hi, wpos, wneg, bias, k2, alo, ahi), packed, bias, acc,
+                       over};
     threads = threads < 1 || g_forked ? 1 : threads;
     /* blocks of at least 4 tiles; about four per thread so that a late one can share */
     int64_t chunk = (M + PER_THREAD * threads - 1) / (PER_THREAD * threads);
