@@ -148,6 +148,15 @@ static int64_t no_overflow(int64_t n, int64_t xhi, const int64_t *wpos, const in
     return 1;
 }
 
+/* Half h of 16 int32 sums widened and shifted, plus the bias of columns j (mask mh) */
+static inline __attribute__((always_inline)) __m512i biased_half(__m512i s, int h, __mmask8 mh,
+                                                                 int64_t j, const fin_t *F) {
+    const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
+    const __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), F->sh);
+    return _mm512_add_epi64(v, mh == 0xFF ? _mm512_loadu_si512(F->bias + j)
+                                          : _mm512_maskz_loadu_epi64(mh, F->bias + j));
+}
+
 /* (s << k2) + bias and the overflow policy for 16 int32 sums of one row, columns j0..;
  * the flags are stored only for a group with an overflow (storing all 16 flags of every
  * group was a large part of the finish; two masked 8-byte stores, a quarter of the amx
@@ -157,40 +166,29 @@ static inline __attribute__((always_inline)) void finish16(__m512i s, int64_t ro
     const int64_t left = F->n - j0;
     if (left <= 0) return;
     const __mmask16 m = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+    int64_t *dst = F->acc + row * F->n + j0;
     if (F->safe) {  /* no_overflow: (s << k2) + bias as it is, the flags stay 0 */
-        int64_t *dst = F->acc + row * F->n + j0;
         if (m == 0xFFFF) {  /* plain loads and stores: masked ones stalled on each other */
-            const __m512i lo = _mm512_sll_epi64(_mm512_cvtepi32_epi64(_mm512_castsi512_si256(s)),
-                                                F->sh);
-            const __m512i hi = _mm512_sll_epi64(
-                _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(s, 1)), F->sh);
-            _mm512_storeu_si512(dst, _mm512_add_epi64(lo, _mm512_loadu_si512(F->bias + j0)));
-            _mm512_storeu_si512(dst + 8, _mm512_add_epi64(hi, _mm512_loadu_si512(F->bias + j0 + 8)));
+            _mm512_storeu_si512(dst, biased_half(s, 0, 0xFF, j0, F));
+            _mm512_storeu_si512(dst + 8, biased_half(s, 1, 0xFF, j0 + 8, F));
             return;
         }
         for (int h = 0; h < 2; ++h) {
             const __mmask8 mh = (__mmask8)(m >> (8 * h));
-            const int64_t j = j0 + 8 * h;
-            const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
-            __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), F->sh);
-            v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mh, F->bias + j));
-            _mm512_mask_storeu_epi64(F->acc + row * F->n + j, mh, v);
+            _mm512_mask_storeu_epi64(dst + 8 * h, mh, biased_half(s, h, mh, j0 + 8 * h, F));
         }
         return;
     }
     __mmask16 o = 0;
     for (int h = 0; h < 2; ++h) {
         const __mmask8 mh = (__mmask8)(m >> (8 * h));
-        const int64_t j = j0 + 8 * h;
-        const __m256i part = h ? _mm512_extracti64x4_epi64(s, 1) : _mm512_castsi512_si256(s);
-        __m512i v = _mm512_sll_epi64(_mm512_cvtepi32_epi64(part), F->sh);
-        v = _mm512_add_epi64(v, _mm512_maskz_loadu_epi64(mh, F->bias + j));
+        const __m512i v = biased_half(s, h, mh, j0 + 8 * h, F);
         const __mmask8 oh = _mm512_cmplt_epi64_mask(v, F->lo) | _mm512_cmpgt_epi64_mask(v, F->hi);
         o |= (__mmask16)((unsigned)oh << (8 * h));
         const __m512i r = F->sat ? _mm512_min_epi64(_mm512_max_epi64(v, F->lo), F->hi)
                                  : _mm512_add_epi64(_mm512_and_si512(_mm512_sub_epi64(v, F->lo),
                                                                      F->mod), F->lo);
-        _mm512_mask_storeu_epi64(F->acc + row * F->n + j, mh, r);
+        _mm512_mask_storeu_epi64(dst + 8 * h, mh, r);
     }
     /* over comes zeroed (the caller's np.zeros): only a group with an overflow writes */
     if (__builtin_expect((o & m) != 0, 0))
