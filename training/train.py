@@ -188,7 +188,7 @@ class Recipe:
 
 
 #: Recipe fields a data set sets unless they are given: the graded split trains the adaptive
-#: controller (per-input expected loss, docs/training.md) on a narrower, shorter recipe.
+#: controller (budget labels, docs/training.md) on a narrower, shorter recipe.
 DATASET_DEFAULTS = {
     "digits-graded": {"width": 8, "fp32_epochs": 10, "qat_epochs": 6, "ctrl_loss": "budget",
                       "budget": 0.35, "lam": 2.0, "ctrl_lr": 0.01, "beta": 0.0, "threads": 1},
@@ -403,7 +403,6 @@ def _ctrl_loss(model, r, info, ce_static):
     return j
 
 
-
 #: the multipliers the budget loss tries per batch (geometric, 1e-4 .. 1e4)
 _LAM_GRID = torch.logspace(-4, 4, 161, dtype=torch.float64)
 
@@ -451,7 +450,7 @@ def check_budget(r: Recipe) -> None:
     if m.controller is None:
         raise DQTValueError(f"budget={r.budget!r}: arch {r.arch!r} has no controller")
     cost, static = budget_costs(m)
-    lo = static + float(cost[:, 0].sum())
+    lo = static + float(cost.min(dim=1).values.sum())
     if r.budget < lo - 1e-12:
         raise DQTValueError(f"budget={r.budget!r} is outside the allowed range [{lo:.4f}, 1] for "
                             f"this network (every controlled layer at {min(r.B)} bits, the "
