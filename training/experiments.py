@@ -336,19 +336,24 @@ def scale_ablation(quick=False, progress=True, **_):
 
 # ---- bitops-vs-energy -------------------------------------------------------------------
 def _engine_pj(report):
-    """{b: pJ per MAC} of the engine from a report directory's summary.json, or None."""
+    """({b: pJ per MAC}, engine name) measured by ``dqt report`` on the trained network
+    (``summary.json["engine"]``, the engine's gate netlist running held-out images), or
+    (None, None) without a report. A report without those figures is refused: the 45 nm
+    model is what runs without ``--report``, never a silent stand-in for it."""
     if not report:
         return None, None
     p = Path(report) / "summary.json"
     if not p.is_file():
         raise DQTValueError(f"--report {report!r}: no summary.json there (run 'dqt report')")
     s = json.loads(p.read_text())
-    for d in s.get("designs", []):
-        if d.get("family") == "engine" or d.get("name") == "rtl_engine":
-            e = d.get("energy_pj_per_mac")
-            if e:
-                return {int(b): float(v) for b, v in e.items()}, d.get("name")
-    return None, None
+    e = s.get("engine") if isinstance(s, dict) else None
+    pj = e.get("energy_pj_per_mac") if isinstance(e, dict) else None
+    per_b = {int(b): float(v) for b, v in (pj or {}).items() if str(b).isdigit()}
+    if not per_b:
+        raise DQTValueError(f"--report {report!r}: summary.json has no measured engine energy "
+                            "per MAC (run 'dqt report --artifact A' with OpenSTA and the "
+                            "liberty available)")
+    return per_b, e.get("name") or "engine"
 
 
 @_experiment("bitops-vs-energy", "BitOPs saving vs engine energy per image per mode "
@@ -372,6 +377,9 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
     macs = layer_macs(net, codes)
     measured, design = _engine_pj(report)
     source = f"measured ({design}, report)" if measured else "45 nm model (nested_mac)"
+    if measured and not set(net.candidate_bits) <= set(measured):
+        raise DQTValueError(f"--report {report!r}: the engine's energy is measured at "
+                            f"{sorted(measured)} bits, the artifact runs {net.candidate_bits}")
     pj = measured or {b: mac_model("nested_mac", net.n, b) for b in net.candidate_bits}
     modes = list(net.candidate_bits) + (["dynamic"] if net.controller else [])
     res = {}
@@ -517,7 +525,13 @@ def _cmd(args) -> int:
     kw = {}
     if args.name == "bitops-vs-energy":
         kw = {"artifact": args.artifact, "report": args.report}
-        _engine_pj(args.report)  # checks the report before any work
+        measured, _ = _engine_pj(args.report)  # checks the report before any work
+        if measured and args.artifact:
+            from golden.network import load_network
+            B = load_network(args.artifact).candidate_bits
+            if not set(B) <= set(measured):
+                raise DQTValueError(f"--report {args.report!r}: the engine's energy is measured "
+                                    f"at {sorted(measured)} bits, the artifact runs {B}")
     elif args.artifact or args.report:
         raise DQTValueError("--artifact and --report are options of bitops-vs-energy only")
     obj = run_experiment(args.name, args.out, args.quick, progress=not args.json, **kw)

@@ -47,6 +47,30 @@ def test_experiment_errors(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_bitops_vs_energy_uses_the_reports_measured_engine(tmp_path, capsys):
+    """With --report, each static mode's energy per image is the report's measured pJ/MAC at
+    that width times the MACs (BitOPs / b^2); a report without measured engine energy is
+    refused before any training."""
+    rep = tmp_path / "rep"
+    rep.mkdir()
+    pj = {"2": 1.5, "4": 4.25, "6": 9.0, "8": 16.5, "dynamic": 5.0}
+    (rep / "summary.json").write_text(json.dumps({"engine": {"name": "engine_fusion",
+                                                             "energy_pj_per_mac": pj}}))
+    obj = run_experiment("bitops-vs-energy", tmp_path / "o", quick=True, progress=False,
+                         report=str(rep))
+    assert obj["data"]["energy_source"] == "measured (engine_fusion, report)"
+    for mode, m in obj["data"]["modes"].items():
+        if mode != "dynamic":
+            b = int(mode)
+            assert m["energy_pj"] == pytest.approx(pj[mode] * m["bitops"] / (b * b))
+    (rep / "summary.json").write_text(json.dumps({"designs": []}))
+    from dqt.cli import main
+    assert main(["experiment", "bitops-vs-energy", "--out", str(tmp_path / "p"),
+                 "--report", str(rep)]) == 2
+    assert "summary.json has no measured engine energy per MAC" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
 def test_shift_conversions_are_the_nested_codes():
     """At b = n every method reproduces the n-bit grid; floor is biased by about half a
     coarse step, the bin-centre reading removes it."""
