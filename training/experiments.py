@@ -356,6 +356,12 @@ def _engine_pj(report):
     return per_b, e.get("name") or "engine"
 
 
+def _check_widths(measured, B, report) -> None:
+    if measured and not set(B) <= set(measured):
+        raise DQTValueError(f"--report {report!r}: the engine's energy is measured at "
+                            f"{sorted(measured)} bits, the artifact runs {list(B)}")
+
+
 @_experiment("bitops-vs-energy", "BitOPs saving vs engine energy per image per mode "
              "(dynamic: the controller included)")
 def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_):
@@ -377,9 +383,7 @@ def bitops_vs_energy(quick=False, progress=True, artifact=None, report=None, **_
     macs = layer_macs(net, codes)
     measured, design = _engine_pj(report)
     source = f"measured ({design}, report)" if measured else "45 nm model (nested_mac)"
-    if measured and not set(net.candidate_bits) <= set(measured):
-        raise DQTValueError(f"--report {report!r}: the engine's energy is measured at "
-                            f"{sorted(measured)} bits, the artifact runs {net.candidate_bits}")
+    _check_widths(measured, net.candidate_bits, report)
     pj = measured or {b: mac_model("nested_mac", net.n, b) for b in net.candidate_bits}
     modes = list(net.candidate_bits) + (["dynamic"] if net.controller else [])
     res = {}
@@ -528,10 +532,7 @@ def _cmd(args) -> int:
         measured, _ = _engine_pj(args.report)  # checks the report before any work
         if measured and args.artifact:
             from golden.network import load_network
-            B = load_network(args.artifact).candidate_bits
-            if not set(B) <= set(measured):
-                raise DQTValueError(f"--report {args.report!r}: the engine's energy is measured "
-                                    f"at {sorted(measured)} bits, the artifact runs {B}")
+            _check_widths(measured, load_network(args.artifact).candidate_bits, args.report)
     elif args.artifact or args.report:
         raise DQTValueError("--artifact and --report are options of bitops-vs-energy only")
     obj = run_experiment(args.name, args.out, args.quick, progress=not args.json, **kw)
