@@ -28,8 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-QUICK = dict(levels=3, copies=1, width=4, hidden=8, fp32_epochs=1, qat_epochs=1,
-             batch_size=256, calib_batches=2)
+from training.experiments import _small_recipe  # noqa: E402
+
+#: --quick: the tiny recipe the reduced experiments train, on three levels
+QUICK = dict(_small_recipe(True), levels=3, copies=1)
 
 
 def targets(g: dict) -> dict:
@@ -50,7 +52,7 @@ def one_seed(seed: int, over: dict) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         s = train(Path(tmp) / "a", progress=False, dataset="digits-graded", seed=seed,
-                  threads=1, **over)
+                  **{"threads": 1, **over})
         t1 = time.perf_counter()
         e = evaluate(Path(tmp) / "a")
         t2 = time.perf_counter()

@@ -16,8 +16,9 @@ is also timed on the same codes as int64 (the network runner's dtype, 8x the byt
 
 Prints a table and, as its last line, one JSON object (ratio_vs_fbgemm is the worst case over
 the GEMM cases, uint8 codes; ratio_vs_fbgemm_int64_codes the same on int64 codes;
-ratio_vs_numpy_int64 the worst over all cases, ratio_vs_numpy_int64_gemm over the GEMM cases; kernel: the golden fast path's GEMM kernel, golden.fast.gemm_kernel, with
-each case's own in "cases").
+ratio_vs_numpy_int64 the worst over all cases, ratio_vs_numpy_int64_gemm over the GEMM cases;
+kernel: the golden fast path's GEMM kernel, golden.fast.gemm_kernel, with each case's own in
+"cases").
 
     python bench/golden_gemm.py [--quick] [--repeat R] [--threads T] [--clock wall|cpu]
 """

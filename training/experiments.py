@@ -431,8 +431,7 @@ def budget_sweep(quick=False, progress=True, **_):
     from .train import train
 
     budgets = (0.3, 0.5) if quick else BUDGETS
-    extra = dict(levels=3, copies=1, width=4, hidden=8, fp32_epochs=1, qat_epochs=1,
-                 batch_size=256, calib_batches=2) if quick else {}
+    extra = _small_recipe(True, levels=3, copies=1) if quick else {}
     rows, points = [], []
     for bgt in budgets:
         with tempfile.TemporaryDirectory() as tmp:

@@ -59,10 +59,10 @@ def graded(tmp_path_factory):
 def test_graded_default_controller_holds_its_budget(graded):
     """The default graded recipe trains the controller against budget labels: every epoch
     logs a multiplier from the grid, and the recipe stored is the budget one."""
-    from training.train import _LAM_GRID, Recipe
+    from training.train import _LAM_GRID, DATASET_DEFAULTS, Recipe
     log = json.loads((graded / "training_log.json").read_text())
     r = Recipe.from_json(log["recipe"])
-    assert r.ctrl_loss == "budget" and r.budget == 0.35
+    assert r.ctrl_loss == "budget" and r.budget == DATASET_DEFAULTS["digits-graded"]["budget"]
     lo, hi = float(_LAM_GRID[0]), float(_LAM_GRID[-1])
     assert log["qat"] and all(lo * (1 - 1e-6) <= row["lam"] <= hi * (1 + 1e-6) for row in log["qat"])
 
