@@ -164,3 +164,15 @@ def test_summary_prints_the_scalable_engine_beside_the_nested_one():
     assert two.split()[2:] == ["10.00", "(0.10x)", "100", "60.00", "(0.75x)", "1600"], two
     assert any("scalable (fusion)" in ln for ln in lines)
     assert any("logic area: scalable 3.00x of nested" in ln for ln in lines)
+
+
+def test_the_command_line_starts_without_torch():
+    """Building the parser (``dqt --help``, every bad-argument exit) imports no torch: a stage
+    imports its heavy libraries when its command runs (torch alone takes seconds)."""
+    import subprocess
+    import sys
+    code = ("import sys; from dqt.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'onnx', 'dask', 'cocotb', 'matplotlib') "
+            "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]", r.stdout

@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from golden.formats import DQTValueError
 
@@ -61,6 +60,7 @@ def _float_tensors(quick):
     """Weights and post-ReLU activations of a float-trained digits CNN (test images)."""
     from .data import digits_split
     from .train import Recipe, _float_acc, build_from_recipe, set_determinism
+    import torch
     import torch.nn.functional as F
 
     r = Recipe(**_small_recipe(quick))
@@ -87,6 +87,7 @@ def _float_tensors(quick):
 
 
 def _errors(x, recon):
+    import torch
     rms = float(torch.sqrt((x ** 2).mean()))
     e = recon - x
     return float(torch.sqrt((e ** 2).mean())) / rms, float(e.mean()) / rms
@@ -96,6 +97,8 @@ def _conversions(x, n, b, signed):
     """{method: reconstruction} of ``x`` at b bits: nested floor / round / floor read at the
     bin centre, and an independent b-bit quantization (max-abs, or the 99.9th percentile
     clip for activations)."""
+    import torch
+
     from .quant import nested_codes
 
     if signed:
