@@ -4,9 +4,14 @@ and slang, a second, strict SystemVerilog front end, through ``pyslang``).
 Verilator runs with ``--lint-only -Wall`` and only the warning classes below waived, each
 for a stated reason; any other warning fails the check. Every waiver is a property of the
 Amaranth/Yosys Verilog back end's output style, not of the designs.
+
+A clean verdict is kept in the tool-result cache (:mod:`reports.cache`, kind ``lint``) under
+the hash of the file's bytes, the top, the exact command and the tool's version, so an
+unchanged file is not linted or synthesized twice; a failing verdict is never cached.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -49,6 +54,35 @@ def verilator_path() -> tuple[str, dict] | None:
     return str(binary), env
 
 
+_VERSIONS: dict = {}
+
+
+def _version(cmd, env=None) -> str:
+    """First line of ``cmd``'s output (a tool's version), asked once per process."""
+    key = tuple(cmd)
+    if key not in _VERSIONS:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL)
+        _VERSIONS[key] = ((r.stdout + r.stderr).strip().splitlines() or [""])[0]
+    return _VERSIONS[key]
+
+
+def _cached_verdict(kind: str, parts: list, run):
+    """``run()`` -> (ok, text, *extra), kept in the tool-result cache when ok."""
+    from reports.cache import cache_get, cache_key, cache_put
+    key = cache_key("lint", 1, kind, *parts)
+    hit = cache_get("lint", key)
+    if hit is not None:
+        return tuple(hit)
+    res = run()
+    if res[0]:
+        cache_put("lint", key, list(res))
+    return res
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def verilator_lint(path, top: str | None = None) -> tuple[bool, str]:
     """``verilator --lint-only -Wall`` with :data:`WAIVERS`; returns (clean, output)."""
     vp = verilator_path()
@@ -58,10 +92,13 @@ def verilator_lint(path, top: str | None = None) -> tuple[bool, str]:
     cmd = [binary, "--lint-only", "-Wall"] + [f"-Wno-{w}" for w in sorted(WAIVERS)]
     if top:
         cmd += ["--top-module", top]
-    cmd.append(str(path))
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    out = r.stdout + r.stderr
-    return r.returncode == 0 and "%Warning" not in out and "%Error" not in out, out
+
+    def run():
+        r = subprocess.run(cmd + [str(path)], capture_output=True, text=True, env=env)
+        out = r.stdout + r.stderr
+        return r.returncode == 0 and "%Warning" not in out and "%Error" not in out, out
+    return _cached_verdict("verilator", [_version([binary, "--version"], env), cmd[1:],
+                                         _digest(path)], run)
 
 
 def slang_check(path, top: str) -> tuple[bool, str]:
@@ -71,6 +108,12 @@ def slang_check(path, top: str) -> tuple[bool, str]:
     the check: slang's default warnings flag the back end's implicit width and sign
     conversions, the same style :data:`WAIVERS` documents for Verilator.
     """
+    from importlib.metadata import version
+    return _cached_verdict("slang", [version("pyslang"), top, _digest(path)],
+                           lambda: _slang_run(path, top))
+
+
+def _slang_run(path, top: str) -> tuple[bool, str]:
     from pyslang import Bag, DiagnosticEngine
     from pyslang.ast import Compilation, CompilationOptions
     from pyslang.syntax import SyntaxTree
@@ -110,22 +153,28 @@ def yosys_synth_check(files_tops, log_dir=None, noabc=()) -> tuple[bool, str]:
         opt = " -noabc" if top in noabc else ""
         script += ["design -reset", f"read_verilog -sv {Path(f).name}",
                    f"synth -top {top}{opt}", f"tee -q -o {top}.stat stat"]
-    with tempfile.TemporaryDirectory() as td:
-        for f, _ in files_tops:
-            shutil.copy(f, Path(td) / Path(f).name)
-        ys = Path(td) / "check.ys"
-        ys.write_text("\n".join(script) + "\n")
-        r = subprocess.run(_yosys_cmd() + ["-q", "-l", "yosys.log", "-s", "check.ys"], cwd=td,
-                           capture_output=True, text=True)
-        log = Path(td) / "yosys.log"
-        text = log.read_text() if log.exists() else ""
-        if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
-            shutil.copy(log, Path(log_dir) / "yosys.log") if log.exists() else None
-            for st in Path(td).glob("*.stat"):
-                shutil.copy(st, Path(log_dir) / st.name)
-    ok = r.returncode == 0 and "ERROR" not in text
-    return ok, text + r.stderr
+    cmd = _yosys_cmd()
+
+    def run():
+        with tempfile.TemporaryDirectory() as td:
+            for f, _ in files_tops:
+                shutil.copy(f, Path(td) / Path(f).name)
+            Path(td, "check.ys").write_text("\n".join(script) + "\n")
+            r = subprocess.run(cmd + ["-q", "-l", "yosys.log", "-s", "check.ys"], cwd=td,
+                               capture_output=True, text=True, stdin=subprocess.DEVNULL)
+            log = Path(td) / "yosys.log"
+            text = log.read_text() if log.exists() else ""
+            stats = {st.name: st.read_text() for st in Path(td).glob("*.stat")}
+        return r.returncode == 0 and "ERROR" not in text, text + r.stderr, stats
+
+    ok, text, stats = _cached_verdict(
+        "yosys", [_version(cmd + ["-V"]), script, [_digest(f) for f, _ in files_tops]], run)
+    if log_dir is not None:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        Path(log_dir, "yosys.log").write_text(text)
+        for name, st in stats.items():
+            Path(log_dir, name).write_text(st)
+    return ok, text
 
 
 def check_dir(out_dir, log_dir=None, noabc_components=("engine",)) -> dict:

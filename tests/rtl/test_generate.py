@@ -124,6 +124,37 @@ def test_lint_and_yosys_synth_every_default_file(tmp_path):
     assert res["_yosys"]["ok"], res["_yosys"]["log"][-3000:]
 
 
+@pytest.mark.tools
+def test_lint_verdicts_are_cached_by_content_and_failures_are_not(tmp_path, monkeypatch):
+    """An unchanged file's clean verdict comes from the cache (no tool runs, the Yosys stat
+    files still land in the log directory); changed bytes run the tools again, and a failing
+    verdict is never cached."""
+    import subprocess
+
+    from rtl import lint
+    if lint.verilator_path() is None:
+        pytest.skip("verilator is not installed")
+    monkeypatch.setenv("DQT_CACHE", str(tmp_path / "cache"))
+    v = tmp_path / "t.v"
+    v.write_text("module t(input wire a, output wire b);\n  assign b = ~a;\nendmodule\n")
+    first = (lint.verilator_lint(v, "t"), lint.slang_check(v, "t"),
+             lint.yosys_synth_check([(str(v), "t")], tmp_path / "l1"))
+    assert all(ok for ok, _ in first)
+    calls = []
+    real = subprocess.run
+    monkeypatch.setattr(lint.subprocess, "run", lambda *a, **k: calls.append(a) or real(*a, **k))
+    monkeypatch.setattr(lint, "_slang_run", lambda *a: calls.append(a) or (False, "ran"))
+    again = (lint.verilator_lint(v, "t"), lint.slang_check(v, "t"),
+             lint.yosys_synth_check([(str(v), "t")], tmp_path / "l2"))
+    assert again == first and calls == []
+    assert (tmp_path / "l2" / "t.stat").read_text() == (tmp_path / "l1" / "t.stat").read_text()
+    v.write_text("module t(input wire a, output wire b);\n  assign b = c;\nendmodule\n")
+    for _ in range(2):
+        ok, out = lint.verilator_lint(v, "t")
+        assert not ok and "c" in out and len(calls) == 1
+        calls.clear()
+
+
 def test_generate_is_deterministic_across_processes(tmp_path):
     """Different hash seeds (dict/set iteration order) give the same bytes."""
     import os
