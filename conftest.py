@@ -3,8 +3,9 @@
 A case that returns early (a ``continue`` past its only ``assert``, an empty loop, a branch
 that is never taken) passes without checking anything, and looks exactly like a case that
 checked. While a parametrized case runs, the lines of ``assert`` statements in the test
-directories are traced (only frames of files there get a local trace function, and it stops
-after a frame's first assert, so library code runs untraced); a ``numpy.testing`` or
+directories are traced (only frames of files there get a local trace function, so library
+code runs without line events), until the case's first check: one is all this needs, and
+every Python call of a traced case pays for the trace function. A ``numpy.testing`` or
 ``torch.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
 ``RunSummary.assert_ok`` of a cocotb run count too. A passed case that reached none of them
 fails with "asserted nothing".
@@ -20,16 +21,25 @@ import pytest
 
 pytest_plugins = ("pytester",)   # tests/test_asserted_check.py runs a suite in a suite
 
-_counter = None   # a one-element list while a parametrized case runs
+_case = None   # while a parametrized case runs: [checks reached, the trace function to restore]
 #: where test code (test modules and their helpers) lives; only frames there are traced
 _TEST_DIRS = ("tests", "cocotb_tests")
+
+
+def _reached():
+    """A check was reached: count it, and stop tracing the case at the first one, which is all
+    the check needs (tracing costs every Python call of the case: an Amaranth simulation ran
+    3x slower under it)."""
+    if _case is not None:
+        if _case[0] == 0:
+            sys.settrace(_case[1])
+        _case[0] += 1
 
 
 def _counting(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if _counter is not None:
-            _counter[0] += 1
+        _reached()
         return fn(*args, **kwargs)
     wrapper.__dqt_counting__ = True
     return wrapper
@@ -61,7 +71,7 @@ def _assert_lines(path: str) -> frozenset:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    global _counter
+    global _case
     if getattr(item, "callspec", None) is None:
         return (yield)
     runner = sys.modules.get("sim.runner")
@@ -71,25 +81,24 @@ def pytest_runtest_call(item):
         if sys.modules.get(mod) is not None:   # only once the tests have imported torch
             _patch(sys.modules[mod], name)
     roots = (str(item.path),) + tuple(str(item.config.rootpath / d) + "/" for d in _TEST_DIRS)
-    count = _counter = [0]
+    case = _case = [0, sys.gettrace()]
 
     def local(frame, event, arg):
-        if event == "line" and frame.f_lineno in _assert_lines(frame.f_code.co_filename):
-            count[0] += 1
+        if event == "line" and (case[0] or frame.f_lineno in _assert_lines(frame.f_code.co_filename)):
             frame.f_trace_lines = False   # one assert per frame is enough
+            _reached()
         return local
 
     def calls(frame, event, arg):
         return local if frame.f_code.co_filename.startswith(roots) else None
 
-    previous = sys.gettrace()
     sys.settrace(calls)
     try:
         result = yield
     finally:
-        sys.settrace(previous)
-        _counter = None
-    if count[0] == 0:
+        sys.settrace(case[1])
+        _case = None
+    if case[0] == 0:
         raise AssertionError(f"{item.nodeid} passed but asserted nothing: a parametrized case "
                              "must check something (did it 'continue' past its assert?)")
     return result
