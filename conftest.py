@@ -2,13 +2,18 @@
 
 A case that returns early (a ``continue`` past its only ``assert``, an empty loop, a branch
 that is never taken) passes without checking anything, and looks exactly like a case that
-checked. While a parametrized case runs, the lines of ``assert`` statements in the test
-directories are traced (only frames of files there get a local trace function, so library
-code runs without line events), until the case's first check: one is all this needs, and
-every Python call of a traced case pays for the trace function. A ``numpy.testing`` or
-``torch.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
+checked. pytest rewrites the ``assert`` statements of the test directories (test modules,
+conftests, and their helpers, registered below) and, with ``enable_assertion_pass_hook``
+(pyproject.toml), reports every assert that passes to :func:`pytest_assertion_pass`; a
+``numpy.testing`` or ``torch.testing`` assertion, ``pytest.raises`` / ``pytest.warns`` and
 ``RunSummary.assert_ok`` of a cocotb run count too. A passed case that reached none of them
 fails with "asserted nothing".
+
+Why not a trace function (this check used ``sys.settrace`` before): under Python 3.11 any
+trace function puts every frame of the process in tracing mode, and the Amaranth simulations
+of tests/rtl ran 3 to 10 times slower under it. The rewritten asserts cost nothing until they
+run, and the explanation pytest builds for the hook is built for a case's first passing
+assert only.
 """
 from __future__ import annotations
 
@@ -20,20 +25,27 @@ import numpy.testing
 import pytest
 
 pytest_plugins = ("pytester",)   # tests/test_asserted_check.py runs a suite in a suite
+#: where test code lives: test modules, conftests and helper modules (engine_driver, ...)
+_TEST_PACKAGES = ("tests", "cocotb_tests")
+pytest.register_assert_rewrite(*_TEST_PACKAGES)
 
-_case = None   # while a parametrized case runs: [checks reached, the trace function to restore]
-#: where test code (test modules and their helpers) lives; only frames there are traced
-_TEST_DIRS = ("tests", "cocotb_tests")
+_case = None   # while a parametrized case runs: [checks reached]
 
 
 def _reached():
-    """A check was reached: count it, and stop tracing the case at the first one, which is all
-    the check needs (tracing costs every Python call of the case: an Amaranth simulation ran
-    3x slower under it)."""
-    if _case is not None:
-        if _case[0] == 0:
-            sys.settrace(_case[1])
-        _case[0] += 1
+    if _case is None:
+        return
+    _case[0] += 1
+    if _case[0] == 1:
+        # one check is all this needs: pytest formats an explanation for every passing assert
+        # while a pass hook is installed, so it is taken off for the rest of the case (pytest
+        # puts it back for the next one)
+        from _pytest.assertion import util
+        util._assertion_pass = None
+
+
+def pytest_assertion_pass(item, lineno, orig, expl):
+    _reached()
 
 
 def _counting(fn):
@@ -58,15 +70,35 @@ _patch(pytest, "raises")
 _patch(pytest, "warns")
 
 
+def pytest_configure(config):
+    if not config.getini("enable_assertion_pass_hook"):
+        raise pytest.UsageError("the asserted-something check of conftest.py needs "
+                                "'enable_assertion_pass_hook = true' in the pytest settings")
+
+
+def _has_asserts(code) -> bool:
+    return any(isinstance(n, ast.Assert) for n in ast.walk(ast.parse(code)))
+
+
 @functools.lru_cache(maxsize=None)
-def _assert_lines(path: str) -> frozenset:
-    """Every source line an ``assert`` statement of the file spans."""
+def _stale(path: str, module) -> bool:
+    """A test module with asserts whose code reports none: it was loaded from a .pyc that
+    pytest rewrote before the hook was switched on (pytest keys those files on the source's
+    time and size only)."""
+    def names(co):
+        yield from co.co_names
+        for c in co.co_consts:
+            if hasattr(c, "co_names"):
+                yield from names(c)
     try:
-        tree = ast.parse(open(path, encoding="utf-8").read())
+        with open(path, encoding="utf-8") as f:
+            if not _has_asserts(f.read()):
+                return False
     except (OSError, SyntaxError):
-        return frozenset()
-    return frozenset(line for node in ast.walk(tree) if isinstance(node, ast.Assert)
-                     for line in range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        return False
+    codes = [getattr(v, "__code__", None) for v in vars(module).values()]
+    return not any("_call_assertion_pass" in names(c) for c in codes
+                   if c is not None and c.co_filename == path)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -80,25 +112,17 @@ def pytest_runtest_call(item):
     for mod, name in (("torch.testing", "assert_close"), ("torch.testing", "assert_allclose")):
         if sys.modules.get(mod) is not None:   # only once the tests have imported torch
             _patch(sys.modules[mod], name)
-    roots = (str(item.path),) + tuple(str(item.config.rootpath / d) + "/" for d in _TEST_DIRS)
-    case = _case = [0, sys.gettrace()]
-
-    def local(frame, event, arg):
-        if event == "line" and (case[0] or frame.f_lineno in _assert_lines(frame.f_code.co_filename)):
-            frame.f_trace_lines = False   # one assert per frame is enough
-            _reached()
-        return local
-
-    def calls(frame, event, arg):
-        return local if frame.f_code.co_filename.startswith(roots) else None
-
-    sys.settrace(calls)
+    case = _case = [0]
     try:
         result = yield
     finally:
-        sys.settrace(case[1])
         _case = None
     if case[0] == 0:
+        if _stale(str(item.path), item.module):
+            raise AssertionError(
+                f"{item.path} was loaded from a .pyc that pytest rewrote without the assertion "
+                f"pass hook (an older checkout): delete it with  find {item.config.rootpath} "
+                "-name '*-pytest-*.pyc' -delete  and run again")
         raise AssertionError(f"{item.nodeid} passed but asserted nothing: a parametrized case "
                              "must check something (did it 'continue' past its assert?)")
     return result
