@@ -125,6 +125,58 @@ def _verilog_cache_dir() -> Path | None:
     return d
 
 
+def sources_digest() -> str:
+    """sha256 of the Python sources of ``rtl/`` and ``golden/``: what an instance's
+    elaboration depends on besides its parameters and the tool versions."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for pkg in ("rtl", "golden"):
+        for p in sorted((root / pkg).glob("*.py")):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _instance_file(component: str, params: dict, top: str, digest: str) -> Path | None:
+    """Where one instance's generated Verilog and manifest facts are kept (beside the
+    converted Verilog), or None when the cache is off."""
+    cache = _verilog_cache_dir()
+    if cache is None:
+        return None
+    import amaranth
+    key = json.dumps([component, _jsonable(params), top, digest, amaranth.__version__,
+                      _yosys_version(), os.environ.get("AMARANTH_USE_YOSYS", "")],
+                     sort_keys=True, default=str)
+    return cache / f"instance-{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
+
+
+def _instance(component: str, params: dict, top: str, digest: str) -> tuple[str, dict, list]:
+    """(Verilog text, derived properties, port table) of one instance: elaborated and
+    converted, or read back from an earlier run with the same parameters, sources and tools
+    (the default set's 37 instances take seconds to elaborate; every test worker, the flow
+    and the report generate them)."""
+    f = _instance_file(component, params, top, digest)
+    if f is not None:
+        try:
+            hit = json.loads(f.read_text())
+            return hit["text"], hit["derived"], hit["ports"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    comp = build(component, params)
+    # through JSON on a miss too, so a hit and a miss return the same values
+    rec = json.dumps({"text": to_verilog(comp, top), "derived": component_info(comp),
+                      "ports": port_table(comp)})
+    if f is not None:
+        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_text(rec)
+            os.replace(tmp, f)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    rec = json.loads(rec)
+    return rec["text"], rec["derived"], rec["ports"]
+
+
 def _yosys_version() -> str:
     from importlib import metadata
     try:
@@ -249,6 +301,7 @@ def generate(out_dir, config: dict | None = None, progress: bool = False) -> dic
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     modules = []
+    digest = sources_digest()
     tmp = Path(tempfile.mkdtemp(prefix=".rtlgen-", dir=out.parent))
     try:
         it = instances
@@ -257,20 +310,18 @@ def generate(out_dir, config: dict | None = None, progress: bool = False) -> dic
             it = tqdm(instances, desc="rtl generate", unit="module")
         for inst in it:
             params = resolve_params(inst["component"], inst["params"])
-            comp = build(inst["component"], params)
             top = f"dqt_{inst['name']}"
-            text = to_verilog(comp, top)
+            text, info, ports = _instance(inst["component"], params, top, digest)
             fname = f"{top}.v"
             (tmp / fname).write_text(text)
             spec = REGISTRY[inst["component"]]
-            info = component_info(comp)
             modules.append({
                 "name": inst["name"], "file": fname, "top": top,
                 "component": inst["component"], "class": spec.cls_path,
                 "golden": spec.golden, "testbench": f"cocotb_tests/{spec.testbench}.py",
                 "params": _jsonable(params), "derived": info,
                 "latency": info.get("latency"), "latency_note": spec.latency,
-                "clock_reset": CLOCK_NOTE, "ports": port_table(comp),
+                "clock_reset": CLOCK_NOTE, "ports": ports,
                 "sha256": hashlib.sha256(text.encode()).hexdigest(),
             })
         import amaranth

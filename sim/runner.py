@@ -120,12 +120,8 @@ def _locked(path: Path):
 
 
 def _sources_digest() -> str:
-    h = hashlib.sha256()
-    for pkg in ("rtl", "golden"):
-        for p in sorted((REPO_ROOT / pkg).glob("*.py")):
-            h.update(p.name.encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()
+    from rtl.generate import sources_digest
+    return sources_digest()
 
 
 @dataclass(frozen=True)

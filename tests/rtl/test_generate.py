@@ -196,6 +196,37 @@ def test_cached_verilog_is_the_conversion_of_the_same_design(monkeypatch, tmp_pa
     assert len(calls) == 5 and len(list(tmp_path.glob("*.v"))) == 2
 
 
+def test_an_unchanged_instance_is_not_elaborated_again(monkeypatch, tmp_path):
+    """generate keeps each instance's Verilog and manifest facts under its component,
+    parameters, top, the rtl/golden sources and the tool versions: a second run elaborates
+    nothing and writes the bytes and manifest of an uncached run; a changed parameter or a
+    changed source elaborates anew."""
+    import rtl.generate as g
+    cfg = lambda pes: {"include_defaults": False, "instances": [  # noqa: E731
+        {"name": "m", "component": "nested_mac", "params": {"pes": pes}},
+        {"name": "s", "component": "nested_shift", "params": {}}]}
+
+    def run(out, pes=2):
+        built.clear()
+        man = g.generate(tmp_path / out, cfg(pes))
+        return man, {p.name: p.read_bytes() for p in (tmp_path / out).iterdir()}, len(built)
+
+    monkeypatch.setenv("DQT_VERILOG_CACHE", "0")
+    built = []
+    real = g.build
+    monkeypatch.setattr(g, "build", lambda *a: built.append(a) or real(*a))
+    uncached = run("plain")
+    monkeypatch.setenv("DQT_VERILOG_CACHE", "1")
+    monkeypatch.setattr(g, "_verilog_cache_dir", lambda: tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    first, second = run("a"), run("b")
+    assert first[2] == 2 and second[2] == 0
+    assert uncached[:2] == first[:2] == second[:2]
+    assert run("c", pes=3)[2] == 1                          # the changed instance only
+    monkeypatch.setattr(g, "sources_digest", lambda: "other sources")
+    assert run("d")[2] == 2
+
+
 def test_regenerating_removes_the_modules_it_no_longer_writes(tmp_path):
     """A second run into the same directory leaves exactly its own modules: the files an
     earlier manifest listed and this one does not are removed; other files are left."""
