@@ -137,6 +137,16 @@ def sources_digest() -> str:
     return h.hexdigest()
 
 
+def _keep(f: Path, text: str) -> None:
+    """Write a cache entry atomically (a temporary file renamed), or not at all."""
+    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, f)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
 def _instance_file(component: str, params: dict, top: str, digest: str) -> Path | None:
     """Where one instance's generated Verilog and manifest facts are kept (beside the
     converted Verilog), or None when the cache is off."""
@@ -167,12 +177,7 @@ def _instance(component: str, params: dict, top: str, digest: str) -> tuple[str,
     rec = json.dumps({"text": to_verilog(comp, top), "derived": component_info(comp),
                       "ports": port_table(comp)})
     if f is not None:
-        tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
-        try:
-            tmp.write_text(rec)
-            os.replace(tmp, f)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        _keep(f, rec)
     rec = json.loads(rec)
     return rec["text"], rec["derived"], rec["ports"]
 
@@ -210,12 +215,7 @@ def to_verilog(comp, top: str, ports=None) -> str:
     except OSError:
         pass
     out = convert_text(text, strip_internal_attrs=True)
-    tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(out)
-        os.replace(tmp, f)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    _keep(f, out)
     return out
 
 
