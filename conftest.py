@@ -32,16 +32,19 @@ pytest.register_assert_rewrite(*_TEST_PACKAGES)
 _case = None   # while a parametrized case runs: [checks reached]
 
 
+def _hook_off():
+    """pytest formats an explanation for every passing assert while a pass hook is installed:
+    take it off for the rest of the test (pytest puts it back for the next one)."""
+    from _pytest.assertion import util
+    util._assertion_pass = None
+
+
 def _reached():
     if _case is None:
         return
     _case[0] += 1
     if _case[0] == 1:
-        # one check is all this needs: pytest formats an explanation for every passing assert
-        # while a pass hook is installed, so it is taken off for the rest of the case (pytest
-        # puts it back for the next one)
-        from _pytest.assertion import util
-        util._assertion_pass = None
+        _hook_off()   # one check is all this needs
 
 
 def pytest_assertion_pass(item, lineno, orig, expl):
@@ -105,6 +108,7 @@ def _stale(path: str, module) -> bool:
 def pytest_runtest_call(item):
     global _case
     if getattr(item, "callspec", None) is None:
+        _hook_off()   # nothing to count
         return (yield)
     runner = sys.modules.get("sim.runner")
     if runner is not None:
