@@ -9,6 +9,7 @@ cocotb driver shares that build.
 """
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -60,12 +61,15 @@ def reports(artifact):
 
 
 def _job_dirs():
-    """Job directories under the simulator builds (a build directory another test worker
-    creates or removes meanwhile is skipped, not an error)."""
+    """This process's job directories under the simulator builds (the builds are shared:
+    another test worker's running job is not a leftover of this one; a build directory
+    another worker creates or removes meanwhile is skipped, not an error)."""
     out = set()
+    pid = os.getpid()
     for d in runner.BUILD_ROOT.glob("*/*"):
         try:
-            out |= {p for pat in ("network-*", "run-sim.network_tb-*") for p in d.glob(pat)}
+            out |= {p for pat in (f"network-{pid}-*", f"run-sim.network_tb-*-{pid}")
+                    for p in d.glob(pat)}
         except OSError:
             continue
     return out
@@ -210,3 +214,72 @@ def test_cli_rejects_batch_driver_on_icarus(artifact):
     assert r.returncode == 2, r.stderr
     assert "driver 'batch' runs on verilator only, not 'icarus'" in r.stderr
     assert "Traceback" not in r.stderr and r.stdout == ""
+
+
+def _simulator_of(parent: int) -> int | None:
+    """The pid of the simulator that ``sim.runner.run`` started from process ``parent``:
+    the process whose environment names ``parent`` in ``DQT_SIM_PARENT``."""
+    from pathlib import Path
+    want = f"DQT_SIM_PARENT={parent}".encode()
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            if want in (p / "environ").read_bytes().split(b"\0"):
+                return int(p.name)
+        except OSError:
+            continue
+    return None
+
+
+@pytest.mark.simulator
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="prctl: Linux")
+def test_a_killed_check_leaves_no_simulator_running(artifact, tmp_path, monkeypatch):
+    """``kill -9`` of a whole-network check on the cocotb driver: the simulator it started
+    dies with it (sim/__init__.py asks the kernel for SIGKILL on the parent's death) instead
+    of running on as an orphan, and the next run removes the job directory the killed one
+    left. Icarus, in a build tree of its own (``DQT_SIM_BUILD``): its
+    build takes seconds, and the job directories a killed run leaves behind stay out of the
+    shared tree that other tests inspect."""
+    reason = runner.missing_reason("icarus")
+    if reason:
+        pytest.skip(reason)
+    import signal
+    import subprocess
+    import sys
+    import time
+    from sim import _alive
+    code = ("import sys; from golden import defaults; from sim.network import verify_network; "
+            "verify_network(sys.argv[1], images=360, simulator='icarus', "
+            "engine=dict(defaults.ENGINE), driver='cocotb')")
+    child = subprocess.Popen([sys.executable, "-c", code, str(artifact)],
+                             cwd=runner.REPO_ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, DQT_SIM_BUILD=str(tmp_path)))
+    sim = None
+    try:
+        deadline = time.monotonic() + 300
+        while sim is None and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            sim = _simulator_of(child.pid)
+        assert sim is not None, f"no simulator started (check exited {child.returncode})"
+        time.sleep(4)  # well into the run: cocotb and the testbench are loaded
+        assert _alive(sim) and child.poll() is None, "the check ended before the kill"
+        child.kill()
+        child.wait()
+        deadline = time.monotonic() + 20
+        while _alive(sim) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(sim), f"simulator {sim} still runs after its parent was killed"
+        # the killed run's job directory stays behind until the next run removes it
+        dead = list(tmp_path.glob(f"icarus/*/network-{child.pid}-*"))
+        assert len(dead) == 1, sorted(tmp_path.glob("icarus/*/*"))
+        monkeypatch.setattr(runner, "BUILD_ROOT", tmp_path)
+        rep = verify_network(artifact, images=1, simulator="icarus", modes=[8],
+                             engine=ENGINE, driver="cocotb")
+        assert rep["mismatches"] == 0 and not dead[0].exists()
+    finally:
+        if child.poll() is None:
+            child.kill()
+        if sim is not None and _alive(sim):
+            os.kill(sim, signal.SIGKILL)

@@ -278,13 +278,25 @@ def _verify_batch(net, codes, modes, params, stall, rerun, verbose, jobs=None) -
     return rep
 
 
+def _remove_dead_jobs(bdir: Path) -> None:
+    """Remove the job directories (``network-<pid>-*``) of processes that no longer run."""
+    from . import _alive
+    for d in bdir.glob("network-*-*"):
+        pid = d.name.split("-")[1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def _verify_cocotb(artifact, codes, modes, params, simulator, batch, stall, rerun,
                    verbose) -> dict:
     t0 = time.monotonic()
     info = runner.generate_harness(params, batch)
     bdir = runner.build(simulator, [info.path], info.top, public="ports")
     t_build = time.monotonic() - t0
-    jobdir = Path(tempfile.mkdtemp(prefix="network-", dir=bdir))
+    # the pid in the name tells whose job a directory is (a build is shared between
+    # processes); those of processes that are gone (a killed run) are removed here
+    _remove_dead_jobs(bdir)
+    jobdir = Path(tempfile.mkdtemp(prefix=f"network-{os.getpid()}-", dir=bdir))
     job = {"artifact": str(Path(artifact).resolve()), "modes": modes, "stall": bool(stall)}
     try:
         rep, secs, cpu, kept = _run_job(jobdir, bdir, info, simulator, job, codes, rerun,

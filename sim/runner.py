@@ -420,6 +420,8 @@ def run(sim: str, build_dir: Path, top: str, test_module: str, env: dict | None 
     # cocotb rewrites asserts in every module imported after start-up (default "*.py"),
     # which costs seconds once numpy/numba/golden load; only testbench files need it
     env.setdefault("COCOTB_REWRITE_ASSERTION_FILES", "test_*.py")
+    # the simulator dies with this process (sim/__init__.py): no orphan after a kill
+    env["DQT_SIM_PARENT"] = os.getpid()
     code = 0
     try:
         runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
