@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -206,8 +211,6 @@ def test_batch_driver_needs_verilator(artifact):
 
 def test_cli_rejects_batch_driver_on_icarus(artifact):
     """``dqt sim --driver batch --simulator icarus``: one line naming the values, exit 2."""
-    import subprocess
-    import sys
     r = subprocess.run([sys.executable, "-m", "dqt", "sim", str(artifact), "--simulator",
                         "icarus", "--driver", "batch"], capture_output=True, text=True,
                        cwd=runner.REPO_ROOT)
@@ -219,7 +222,6 @@ def test_cli_rejects_batch_driver_on_icarus(artifact):
 def _simulator_of(parent: int) -> int | None:
     """The pid of the simulator that ``sim.runner.run`` started from process ``parent``:
     the process whose environment names ``parent`` in ``DQT_SIM_PARENT``."""
-    from pathlib import Path
     want = f"DQT_SIM_PARENT={parent}".encode()
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
@@ -233,7 +235,7 @@ def _simulator_of(parent: int) -> int | None:
 
 
 @pytest.mark.simulator
-@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="prctl: Linux")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl: Linux")
 def test_a_killed_check_leaves_no_simulator_running(artifact, tmp_path, monkeypatch):
     """``kill -9`` of a whole-network check on the cocotb driver: the simulator it started
     dies with it (sim/__init__.py asks the kernel for SIGKILL on the parent's death) instead
@@ -244,10 +246,6 @@ def test_a_killed_check_leaves_no_simulator_running(artifact, tmp_path, monkeypa
     reason = runner.missing_reason("icarus")
     if reason:
         pytest.skip(reason)
-    import signal
-    import subprocess
-    import sys
-    import time
     from sim import _alive
     code = ("import sys; from golden import defaults; from sim.network import verify_network; "
             "verify_network(sys.argv[1], images=360, simulator='icarus', "
